@@ -1,0 +1,163 @@
+//! Typed HTTP client for the agent API, used by the `flipover` CLI.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{routes, ErrorBody, Facts, PROTOCOL_VERSION};
+
+/// Why a call to an agent failed; every variant names the agent so the
+/// operator knows which host to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent at {url} is unreachable: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("agent at {url} refused the token (401): check access.agent_token")]
+    Unauthorized { url: String },
+    #[error("agent at {url} is busy with another mysqld action (409): {message}")]
+    Busy { url: String, message: String },
+    #[error("agent at {url} failed (HTTP {status}): {message}")]
+    Failed {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("agent at {url} answered something flipover does not understand: {message}")]
+    Protocol { url: String, message: String },
+}
+
+/// A client for one agent. Cheap to clone (the HTTP pool is shared).
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    base_url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl AgentClient {
+    /// `base_url` like "http://127.42.1.1:836"; `timeout` bounds each whole
+    /// request, so it must cover a mysqld start or stop.
+    pub fn new(base_url: &str, token: &str, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            // Only fails when the TLS backend or resolver cannot initialise,
+            // which cannot happen with this feature set.
+            .expect("building an HTTP client without TLS cannot fail");
+        AgentClient {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// GET /v1/facts
+    pub async fn facts(&self) -> Result<Facts, AgentError> {
+        self.call_facts(Method::GET, routes::FACTS).await
+    }
+
+    /// POST /v1/mysqld/start; returns the facts after the start.
+    pub async fn start_mysqld(&self) -> Result<Facts, AgentError> {
+        self.call_facts(Method::POST, routes::MYSQLD_START).await
+    }
+
+    /// POST /v1/mysqld/stop; returns the facts after the stop.
+    pub async fn stop_mysqld(&self) -> Result<Facts, AgentError> {
+        self.call_facts(Method::POST, routes::MYSQLD_STOP).await
+    }
+
+    /// Calls a route answering with [`Facts`] and checks the protocol version
+    /// before decoding the rest, so a version mismatch is reported as such
+    /// rather than as a confusing missing field.
+    async fn call_facts(&self, method: Method, path: &str) -> Result<Facts, AgentError> {
+        let value: serde_json::Value = self.call(method, path).await?;
+        match value.get("protocol_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
+            Some(v) => {
+                return Err(self.protocol(format!(
+                    "it speaks protocol version {v}, this flipover speaks {PROTOCOL_VERSION}: upgrade one of them"
+                )))
+            }
+            None => return Err(self.protocol("the response has no protocol_version".to_string())),
+        }
+        serde_json::from_value(value)
+            .map_err(|e| self.protocol(format!("cannot decode facts: {e}")))
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T, AgentError> {
+        let url = format!("{}{}", self.base_url, path);
+        let response = self
+            .http
+            .request(method, &url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| AgentError::Unreachable {
+                url: self.base_url.clone(),
+                message: error_chain(&e),
+            })?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| AgentError::Unreachable {
+                url: self.base_url.clone(),
+                message: format!("reading the response failed: {}", error_chain(&e)),
+            })?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| self.protocol(format!("cannot decode the response of {path}: {e}")));
+        }
+        let message = error_message(&body);
+        let url = self.base_url.clone();
+        Err(match status {
+            StatusCode::UNAUTHORIZED => AgentError::Unauthorized { url },
+            StatusCode::CONFLICT => AgentError::Busy { url, message },
+            _ => AgentError::Failed {
+                url,
+                status: status.as_u16(),
+                message,
+            },
+        })
+    }
+
+    fn protocol(&self, message: String) -> AgentError {
+        AgentError::Protocol {
+            url: self.base_url.clone(),
+            message,
+        }
+    }
+}
+
+/// The agent's ErrorBody text, or the raw body (shortened) if it sent none.
+fn error_message(body: &[u8]) -> String {
+    if let Ok(ErrorBody { error }) = serde_json::from_slice(body) {
+        return error;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "no error message".to_string();
+    }
+    text.chars().take(500).collect()
+}
+
+/// reqwest's top-level message hides the useful part ("connection refused")
+/// in its sources, so join the whole chain.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,54 @@
+//! Command-line flags of the agent binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Environment variable holding the bearer token when no --token-file is given.
+pub const TOKEN_ENV: &str = "FLIPOVER_AGENT_TOKEN";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flipover-agent",
+    version,
+    about = "flipover's host agent: controls mysqld and streams physical backups for flipover. \
+             Usage: flipover-agent -c my.cnf -s service"
+)]
+pub struct Args {
+    /// The server's option file; the agent reads datadir, pid-file, socket
+    /// and replication settings from it.
+    #[arg(
+        short = 'c',
+        long = "conf",
+        value_name = "FILE",
+        default_value = "/etc/my.cnf"
+    )]
+    pub conf: PathBuf,
+
+    /// Service controlling mysqld: `systemctl start|stop NAME` when systemd
+    /// runs, else `service NAME start|stop`. Ignored with --supervise.
+    #[arg(
+        short = 's',
+        long = "service",
+        value_name = "NAME",
+        default_value = "mariadb"
+    )]
+    pub service: String,
+
+    /// Address and port the HTTP API listens on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:836")]
+    pub listen: SocketAddr,
+
+    /// File holding the bearer token clients must send (trailing newline
+    /// trimmed). Without it the token is read from $FLIPOVER_AGENT_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Start and stop mariadbd/mysqld directly (`--defaults-file=CONF`)
+    /// instead of through a service manager, for hosts or containers
+    /// without an init system. Starts mysqld at agent startup when the
+    /// datadir is initialised.
+    #[arg(long)]
+    pub supervise: bool,
+}

@@ -1,0 +1,136 @@
+//! The agent's HTTP server: wiring of flags, token, host discovery and
+//! routes. Submodules hold one concept each:
+//! - `args`: command-line flags
+//! - `auth`: bearer token loading and checking
+//! - `api`: routes, shared state, error responses
+//! - `facts`: host discovery and the facts report
+//! - `mysqld`: starting/stopping mysqld (supervised or via the service manager)
+//! - `process`: /proc inspection (is a pid a live mysqld?)
+
+pub mod api;
+pub mod args;
+pub mod auth;
+pub mod facts;
+pub mod mysqld;
+pub mod process;
+
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+
+use api::AppState;
+use args::{Args, TOKEN_ENV};
+use facts::HostInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Token(#[from] auth::TokenError),
+    #[error("cannot resolve the path of {path}: {source}")]
+    ConfPath {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving HTTP failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the agent until SIGINT/SIGTERM. mysqld keeps running when the agent
+/// stops: restarting the agent must never take the database down.
+pub async fn run(args: Args) -> Result<(), StartupError> {
+    let token = auth::load_token(
+        args.token_file.as_deref(),
+        TOKEN_ENV,
+        std::env::var(TOKEN_ENV).ok(),
+    )?;
+    let conf_path = std::path::absolute(&args.conf).map_err(|source| StartupError::ConfPath {
+        path: args.conf.clone(),
+        source,
+    })?;
+    let service = (!args.supervise).then(|| args.service.clone());
+    let host = HostInfo::discover(conf_path, service, args.supervise);
+    info!(
+        conf = %host.conf_path.display(),
+        supervised = host.supervised,
+        service = host.service.as_deref().unwrap_or("-"),
+        server_binary = ?host.server_binary,
+        server_version = host.server_version.as_deref().unwrap_or("unknown"),
+        "flipover-agent {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Err(e) = host.load_conf() {
+        warn!(error = %e, "the server config is unreadable; facts and actions will fail until it is fixed");
+    }
+
+    let state = AppState::new(host);
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| StartupError::Listen {
+            addr: args.listen,
+            source,
+        })?;
+    info!(addr = %args.listen, "listening");
+
+    if args.supervise {
+        autostart(state.clone());
+    }
+
+    axum::serve(listener, api::router(state, token))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(StartupError::Serve)?;
+    info!("flipover-agent stopped (mysqld left as it is)");
+    Ok(())
+}
+
+/// Under --supervise the agent stands in for the init system, so it brings
+/// an initialised mysqld up at boot. Runs in the background holding the
+/// action lock, so the API answers (facts, 409 for actions) meanwhile.
+fn autostart(state: AppState) {
+    let Ok(guard) = state.try_begin_action() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _guard = guard;
+        let host = state.host.clone();
+        let wanted = tokio::task::spawn_blocking(move || mysqld::should_autostart(&host)).await;
+        match wanted {
+            Ok(Ok(true)) => {
+                info!("datadir is initialised and mysqld is down: starting it");
+                if let Err(e) = mysqld::start(&state.host).await {
+                    error!(error = %e, "starting mysqld at agent startup failed");
+                }
+            }
+            Ok(Ok(false)) => {
+                info!("not starting mysqld at startup (already running or datadir not initialised)")
+            }
+            Ok(Err(e)) => error!(error = %e, "cannot decide whether to start mysqld"),
+            Err(e) => error!(error = %e, "autostart check panicked"),
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the agent gracefully");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    info!("shutting down");
+}

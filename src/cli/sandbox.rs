@@ -1,0 +1,83 @@
+//! `flipover sandbox up|down|status`: the local playground of real MariaDB servers.
+
+use std::path::PathBuf;
+
+use flipover::exit_codes;
+use flipover::sandbox;
+use miette::IntoDiagnostic;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create and start N MariaDB servers, each on its own loopback address with its agent.
+    Up {
+        /// How many servers (db1 is the primary with sample data; the others start empty).
+        #[arg(long, short = 'n', default_value_t = 3)]
+        servers: usize,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Stop every process the sandbox started (data and logs stay).
+    Down {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// List the sandbox's hosts and what runs on them.
+    Status {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DirArg {
+    /// The sandbox directory.
+    #[arg(long, default_value = "flipover-sandbox")]
+    pub dir: PathBuf,
+}
+
+pub fn run(command: Command) -> miette::Result<i32> {
+    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+    match command {
+        Command::Up { servers, dir } => {
+            let sandbox = runtime.block_on(sandbox::up(servers, &dir.dir))?;
+            for host in &sandbox.state.hosts {
+                println!(
+                    "{}  mysql {}:{}  agent {}:{}  {}",
+                    host.name,
+                    host.address,
+                    host.mysql_port,
+                    host.address,
+                    host.agent_port,
+                    host.dir.display()
+                );
+            }
+            println!("topology: {}", sandbox.topology_file.display());
+            eprintln!(
+                "hint: run `flipover status -f {}` to see it",
+                sandbox.topology_file.display()
+            );
+        }
+        Command::Down { dir } => {
+            let state = runtime.block_on(sandbox::down(&dir.dir))?;
+            eprintln!(
+                "stopped {} hosts in {}",
+                state.hosts.len(),
+                dir.dir.display()
+            );
+        }
+        Command::Status { dir } => {
+            for status in sandbox::status(&dir.dir)? {
+                let word = |running: bool| if running { "running" } else { "stopped" };
+                println!(
+                    "{}  {}:{}  agent {}  mysqld {}",
+                    status.host.name,
+                    status.host.address,
+                    status.host.mysql_port,
+                    word(status.agent_running),
+                    word(status.mysqld_running)
+                );
+            }
+        }
+    }
+    Ok(exit_codes::SUCCESS)
+}

@@ -1,0 +1,12 @@
+//! flipover: declarative plan/apply for MySQL/MariaDB replication topologies.
+//!
+//! The library holds everything but terminal handling, which lives in `cli`
+//! (compiled into the `flipover` binary). See `ARCHITECTURE.md` for the map.
+
+pub mod db;
+pub mod executor;
+pub mod exit_codes;
+pub mod observe;
+pub mod planner;
+pub mod sandbox;
+pub mod topology;

@@ -1,0 +1,77 @@
+//! MariaDB 10.5+ (tested against 10.11 in the integration suite).
+
+use super::{column, non_empty, parse_bool, parse_u64, required, ParseError, Variables};
+use crate::db::TextRow;
+use crate::observe::model::{BinlogCoordinates, GtidState, ReplicaStatus};
+
+pub const VARIABLES: &str = "SELECT @@server_id AS server_id, @@read_only AS read_only, \
+     @@log_bin AS log_bin, @@log_slave_updates AS log_slave_updates, \
+     @@binlog_format AS binlog_format, @@gtid_binlog_pos AS gtid_binlog_pos, \
+     @@gtid_slave_pos AS gtid_slave_pos, @@gtid_current_pos AS gtid_current_pos, \
+     @@gtid_binlog_state AS gtid_binlog_state, @@gtid_strict_mode AS gtid_strict_mode";
+
+pub const BINLOG_STATUS: &str = "SHOW MASTER STATUS";
+
+pub const REPLICA_STATUS: &str = "SHOW SLAVE STATUS";
+
+pub fn parse_variables(row: &TextRow) -> Result<Variables, ParseError> {
+    let q = VARIABLES;
+    Ok(Variables {
+        server_id: parse_u64(q, "server_id", required(row, q, "server_id")?)? as u32,
+        server_uuid: None,
+        read_only: parse_bool(q, "read_only", required(row, q, "read_only")?)?,
+        super_read_only: None,
+        log_bin: parse_bool(q, "log_bin", required(row, q, "log_bin")?)?,
+        log_slave_updates: parse_bool(
+            q,
+            "log_slave_updates",
+            required(row, q, "log_slave_updates")?,
+        )?,
+        binlog_format: required(row, q, "binlog_format")?.to_string(),
+        gtid: GtidState {
+            binlog_pos: column(row, "gtid_binlog_pos").map(str::to_string),
+            slave_pos: column(row, "gtid_slave_pos").map(str::to_string),
+            current_pos: column(row, "gtid_current_pos").map(str::to_string),
+            binlog_state: column(row, "gtid_binlog_state").map(str::to_string),
+            strict_mode: column(row, "gtid_strict_mode")
+                .map(|v| parse_bool(q, "gtid_strict_mode", v))
+                .transpose()?,
+            ..GtidState::default()
+        },
+    })
+}
+
+pub fn parse_replica_status(row: &TextRow) -> Result<ReplicaStatus, ParseError> {
+    let q = REPLICA_STATUS;
+    let exec_source_log = match (
+        non_empty(row, "Relay_Master_Log_File"),
+        non_empty(row, "Exec_Master_Log_Pos"),
+    ) {
+        (Some(file), Some(pos)) => Some(BinlogCoordinates {
+            file: file.to_string(),
+            position: parse_u64(q, "Exec_Master_Log_Pos", pos)?,
+        }),
+        _ => None,
+    };
+    Ok(ReplicaStatus {
+        source_host: required(row, q, "Master_Host")?.to_string(),
+        source_port: parse_u64(q, "Master_Port", required(row, q, "Master_Port")?)? as u16,
+        source_user: column(row, "Master_User").unwrap_or_default().to_string(),
+        io_running: required(row, q, "Slave_IO_Running")?.to_string(),
+        sql_running: parse_bool(
+            q,
+            "Slave_SQL_Running",
+            required(row, q, "Slave_SQL_Running")?,
+        )?,
+        last_io_error: non_empty(row, "Last_IO_Error").map(str::to_string),
+        last_sql_error: non_empty(row, "Last_SQL_Error").map(str::to_string),
+        seconds_behind: non_empty(row, "Seconds_Behind_Master")
+            .map(|v| parse_u64(q, "Seconds_Behind_Master", v))
+            .transpose()?,
+        using_gtid: !column(row, "Using_Gtid")
+            .unwrap_or("No")
+            .eq_ignore_ascii_case("no"),
+        gtid_received: non_empty(row, "Gtid_IO_Pos").map(str::to_string),
+        exec_source_log,
+    })
+}

@@ -1,0 +1,211 @@
+//! Replication SQL per flavor: the text of every statement and the parsing of
+//! every result, one module per flavor. MariaDB's text is exercised by the
+//! integration tests against the sandbox; MySQL's only by the unit tests here
+//! (no MySQL server runs on this project's machines).
+
+pub mod mariadb;
+pub mod mysql;
+
+use crate::db::TextRow;
+use crate::observe::model::{BinlogCoordinates, Flavor, ReplicaStatus};
+
+/// Which SQL spellings a server understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// MariaDB 10.5 and later.
+    Mariadb,
+    /// MySQL 8.0.22 to 8.3: REPLICA spellings, `SHOW MASTER STATUS` still there.
+    Mysql80,
+    /// MySQL 8.4 LTS and later: the MASTER/SLAVE spellings are gone.
+    Mysql84,
+}
+
+/// A result that did not have the shape a flavor's parser expects.
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected result from `{query}`: {problem}")]
+pub struct ParseError {
+    pub query: &'static str,
+    pub problem: String,
+}
+
+/// Server variables that flipover reads in one round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variables {
+    pub server_id: u32,
+    pub server_uuid: Option<String>,
+    pub read_only: bool,
+    pub super_read_only: Option<bool>,
+    pub log_bin: bool,
+    pub log_slave_updates: bool,
+    pub binlog_format: String,
+    pub gtid: crate::observe::model::GtidState,
+}
+
+/// Lists the schemas that hold user data.
+pub const USER_SCHEMAS_QUERY: &str = "SELECT schema_name AS name FROM information_schema.schemata \
+     WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+     ORDER BY schema_name";
+
+impl Dialect {
+    /// Chooses the dialect from `@@version` (and `@@version_comment`, which
+    /// names MariaDB on builds whose version string does not).
+    pub fn detect(version: &str, version_comment: &str) -> Dialect {
+        if version.to_ascii_lowercase().contains("mariadb")
+            || version_comment.to_ascii_lowercase().contains("mariadb")
+        {
+            return Dialect::Mariadb;
+        }
+        match parse_major_minor(version) {
+            Some((major, minor)) if (major, minor) >= (8, 4) => Dialect::Mysql84,
+            _ => Dialect::Mysql80,
+        }
+    }
+
+    pub fn flavor(self) -> Flavor {
+        match self {
+            Dialect::Mariadb => Flavor::Mariadb,
+            Dialect::Mysql80 | Dialect::Mysql84 => Flavor::Mysql,
+        }
+    }
+
+    pub fn variables_query(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::VARIABLES,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::VARIABLES,
+        }
+    }
+
+    pub fn parse_variables(self, row: &TextRow) -> Result<Variables, ParseError> {
+        match self {
+            Dialect::Mariadb => mariadb::parse_variables(row),
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::parse_variables(row),
+        }
+    }
+
+    /// The query for the current binary log file and position.
+    pub fn binlog_status_query(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::BINLOG_STATUS,
+            Dialect::Mysql80 => mysql::BINLOG_STATUS_80,
+            Dialect::Mysql84 => mysql::BINLOG_STATUS_84,
+        }
+    }
+
+    pub fn replica_status_query(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::REPLICA_STATUS,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::REPLICA_STATUS,
+        }
+    }
+
+    pub fn parse_replica_status(self, row: &TextRow) -> Result<ReplicaStatus, ParseError> {
+        match self {
+            Dialect::Mariadb => mariadb::parse_replica_status(row),
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::parse_replica_status(row),
+        }
+    }
+}
+
+/// Reads `File`/`Position` from `SHOW MASTER STATUS` or its successors
+/// (the same columns in every flavor).
+pub fn parse_binlog_status(row: &TextRow) -> Result<BinlogCoordinates, ParseError> {
+    let query = "SHOW MASTER STATUS";
+    Ok(BinlogCoordinates {
+        file: required(row, query, "File")?.to_string(),
+        position: parse_u64(query, "Position", required(row, query, "Position")?)?,
+    })
+}
+
+fn parse_major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// A column's text, `None` when NULL or absent.
+pub(crate) fn column<'r>(row: &'r TextRow, name: &str) -> Option<&'r str> {
+    row.get(name).and_then(|v| v.as_deref())
+}
+
+/// A column's text, `None` when NULL, absent or empty.
+pub(crate) fn non_empty<'r>(row: &'r TextRow, name: &str) -> Option<&'r str> {
+    column(row, name).filter(|v| !v.trim().is_empty())
+}
+
+pub(crate) fn required<'r>(
+    row: &'r TextRow,
+    query: &'static str,
+    name: &str,
+) -> Result<&'r str, ParseError> {
+    column(row, name).ok_or_else(|| ParseError {
+        query,
+        problem: format!("column `{name}` is missing or NULL"),
+    })
+}
+
+/// Server booleans come as 1/0, ON/OFF or Yes/No depending on where they come from.
+pub(crate) fn parse_bool(query: &'static str, name: &str, text: &str) -> Result<bool, ParseError> {
+    match text.trim().to_ascii_uppercase().as_str() {
+        "1" | "ON" | "YES" | "TRUE" => Ok(true),
+        "0" | "OFF" | "NO" | "FALSE" => Ok(false),
+        other => Err(ParseError {
+            query,
+            problem: format!("`{name}` is `{other}`, not a boolean"),
+        }),
+    }
+}
+
+pub(crate) fn parse_u64(query: &'static str, name: &str, text: &str) -> Result<u64, ParseError> {
+    text.trim().parse().map_err(|_| ParseError {
+        query,
+        problem: format!("`{name}` is `{text}`, not a number"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_dialect_from_version() {
+        assert_eq!(
+            Dialect::detect("10.11.19-MariaDB-0+deb12u1", "Debian 12"),
+            Dialect::Mariadb
+        );
+        assert_eq!(
+            Dialect::detect("5.5.5-10.11.6", "mariadb.org binary distribution"),
+            Dialect::Mariadb
+        );
+        assert_eq!(
+            Dialect::detect("8.0.36", "MySQL Community Server - GPL"),
+            Dialect::Mysql80
+        );
+        assert_eq!(
+            Dialect::detect("8.4.3", "MySQL Community Server - GPL"),
+            Dialect::Mysql84
+        );
+        assert_eq!(
+            Dialect::detect("9.1.0", "MySQL Community Server - GPL"),
+            Dialect::Mysql84
+        );
+    }
+
+    #[test]
+    fn binlog_status_reads_file_and_position() {
+        let row: TextRow = [
+            ("File".to_string(), Some("binlog.000007".to_string())),
+            ("Position".to_string(), Some("4711".to_string())),
+            ("Binlog_Do_DB".to_string(), Some(String::new())),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            parse_binlog_status(&row).unwrap(),
+            BinlogCoordinates {
+                file: "binlog.000007".into(),
+                position: 4711
+            }
+        );
+    }
+}

@@ -1,0 +1,409 @@
+//! The sandbox: real MariaDB servers on loopback addresses of their own, each
+//! with its own `flipover-agent --supervise`. The playground for users and the
+//! lab for every integration test.
+//!
+//! Architecture Invariant: the sandbox only touches its own directory, its
+//! own `127.77.<slot>.0/24` addresses and the processes it started. `down`
+//! stops them and removes nothing.
+
+mod host;
+pub mod process;
+mod slots;
+pub mod state;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flipover_agent::client::AgentClient;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::db::DbError;
+use crate::topology::{DEFAULT_AGENT_PORT, DEFAULT_PORT, DEFAULT_STREAM_PORT};
+pub use host::local_root;
+use host::HostSetup;
+pub use slots::REGISTRY_ENV;
+use state::{HostState, SandboxState};
+
+/// The topology file `up` writes into the sandbox directory.
+pub const TOPOLOGY_FILE: &str = "topology.toml";
+const ADMIN_USER: &str = "flipover";
+const REPL_USER: &str = "repl";
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SandboxError {
+    #[error("`{tool}` is not installed")]
+    #[diagnostic(
+        code(flipover::sandbox::missing_tool),
+        help("install it with: sudo apt-get install -y {package}")
+    )]
+    MissingTool {
+        tool: &'static str,
+        package: &'static str,
+    },
+
+    #[error("cannot find the flipover-agent binary")]
+    #[diagnostic(
+        code(flipover::sandbox::no_agent),
+        help("build it with `cargo build -p flipover-agent` (it is looked for next to flipover, on PATH, or in FLIPOVER_AGENT_BIN)")
+    )]
+    NoAgentBinary,
+
+    #[error("{dir} already holds a sandbox")]
+    #[diagnostic(
+        code(flipover::sandbox::exists),
+        help("use it (`flipover status -f {dir}/topology.toml`), stop it with `flipover sandbox down --dir {dir}`, or pick another --dir")
+    )]
+    AlreadyExists { dir: String },
+
+    #[error("{dir} holds no sandbox (no sandbox.json)")]
+    #[diagnostic(
+        code(flipover::sandbox::not_found),
+        help("start one with `flipover sandbox up --dir {dir}`")
+    )]
+    NotFound { dir: String },
+
+    #[error("a sandbox has 1 to 250 servers, not {0}")]
+    #[diagnostic(code(flipover::sandbox::size))]
+    BadSize(usize),
+
+    #[error("no free address block 127.77.N.0/24 is left")]
+    #[diagnostic(
+        code(flipover::sandbox::no_slot),
+        help("stop sandboxes you no longer need with `flipover sandbox down --dir DIR`")
+    )]
+    NoSlot,
+
+    #[error("socket path {path} is too long for a unix socket")]
+    #[diagnostic(code(flipover::sandbox::path_too_long), help("use a shorter --dir"))]
+    PathTooLong { path: PathBuf },
+
+    #[error("{what} failed:\n{log_tail}")]
+    #[diagnostic(code(flipover::sandbox::command_failed))]
+    Command { what: String, log_tail: String },
+
+    #[error("the agent of {host} did not start mysqld:\n{log_tail}")]
+    #[diagnostic(code(flipover::sandbox::agent_start))]
+    AgentStart { host: String, log_tail: String },
+
+    #[error("{context}: {source}")]
+    #[diagnostic(code(flipover::sandbox::io))]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    #[diagnostic(code(flipover::sandbox::sql))]
+    Db(#[from] DbError),
+}
+
+impl SandboxError {
+    fn io(context: impl Into<String>, source: std::io::Error) -> SandboxError {
+        SandboxError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A running sandbox, as `up` leaves it.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub dir: PathBuf,
+    pub topology_file: PathBuf,
+    pub state: SandboxState,
+}
+
+/// Ports every host uses: the standard ones as root (privileged ports are
+/// allowed), else high ones for the agent and stream.
+fn host_ports() -> (u16, u16, u16) {
+    if nix::unistd::geteuid().is_root() {
+        (DEFAULT_PORT, DEFAULT_AGENT_PORT, DEFAULT_STREAM_PORT)
+    } else {
+        (DEFAULT_PORT, 8836, 8837)
+    }
+}
+
+/// Checks that the MariaDB tools are installed, naming the package otherwise.
+pub fn check_tools() -> Result<(), SandboxError> {
+    for (tool, package) in [
+        ("mariadbd", "mariadb-server"),
+        ("mariadb-install-db", "mariadb-server"),
+        ("mariadb-backup", "mariadb-backup"),
+        ("mbstream", "mariadb-backup"),
+    ] {
+        if process::which(tool).is_none() {
+            return Err(SandboxError::MissingTool { tool, package });
+        }
+    }
+    Ok(())
+}
+
+/// Creates and starts a sandbox of `servers` hosts in `dir`: the first is the
+/// primary with a sample database, the others are empty.
+pub async fn up(servers: usize, dir: &Path) -> Result<Sandbox, SandboxError> {
+    if !(1..=250).contains(&servers) {
+        return Err(SandboxError::BadSize(servers));
+    }
+    check_tools()?;
+    let agent_binary = host::find_agent_binary().ok_or(SandboxError::NoAgentBinary)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SandboxError::io(format!("creating {}", dir.display()), e))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| SandboxError::io(format!("resolving {}", dir.display()), e))?;
+    if dir.join(state::STATE_FILE).exists() {
+        return Err(SandboxError::AlreadyExists {
+            dir: dir.display().to_string(),
+        });
+    }
+
+    let (mysql_port, agent_port, stream_port) = host_ports();
+    let slot = slots::acquire(&dir, mysql_port)
+        .map_err(|e| SandboxError::io("taking an address block", e))?
+        .ok_or(SandboxError::NoSlot)?;
+    let hosts: Vec<HostState> = (1..=servers)
+        .map(|i| HostState {
+            name: format!("db{i}"),
+            address: slots::address(slot, i).to_string(),
+            mysql_port,
+            agent_port,
+            stream_port,
+            dir: dir.join(format!("db{i}")),
+        })
+        .collect();
+    let state = SandboxState { slot, hosts };
+    state
+        .save(&dir)
+        .map_err(|e| SandboxError::io("writing sandbox.json", e))?;
+
+    match start_hosts(&dir, &state, &agent_binary).await {
+        Ok(topology_file) => Ok(Sandbox {
+            dir,
+            topology_file,
+            state,
+        }),
+        Err(err) => {
+            // Leave nothing running behind a failed `up`; the files stay for
+            // inspection and the slot is freed.
+            stop_hosts(&state).await;
+            let _ = std::fs::remove_file(dir.join(state::STATE_FILE));
+            slots::release(slot, &dir);
+            Err(err)
+        }
+    }
+}
+
+async fn start_hosts(
+    dir: &Path,
+    state: &SandboxState,
+    agent_binary: &Path,
+) -> Result<PathBuf, SandboxError> {
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).map_err(|e| SandboxError::io("creating secrets/", e))?;
+    let token = write_secret(&secrets.join("agent.token"))?;
+    let admin_password = write_secret(&secrets.join("admin.password"))?;
+    let repl_password = write_secret(&secrets.join("repl.password"))?;
+    let token_file = secrets.join("agent.token");
+    let run_as_root = nix::unistd::geteuid().is_root();
+
+    let setups: Vec<HostSetup> = state
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| HostSetup {
+            host,
+            server_id: i as u32 + 1,
+            agent_binary,
+            token_file: &token_file,
+            token: &token,
+            admin_user: ADMIN_USER,
+            admin_password: &admin_password,
+            repl_user: REPL_USER,
+            repl_password: &repl_password,
+            run_as_root,
+        })
+        .collect();
+
+    // mariadb-install-db is CPU bound: run the hosts side by side.
+    tracing::info!(
+        "initialising {} MariaDB datadirs in {}",
+        setups.len(),
+        dir.display()
+    );
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = setups
+            .iter()
+            .map(|setup| scope.spawn(|| host::initialise(setup)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("initialise thread panicked"))
+            .collect::<Result<Vec<()>, SandboxError>>()
+    })?;
+
+    tracing::info!("starting agents (each starts its mysqld)");
+    let mut pids = Vec::new();
+    for setup in &setups {
+        pids.push(host::start_agent(setup)?);
+    }
+    let ready = setups
+        .iter()
+        .zip(&pids)
+        .map(|(setup, pid)| host::wait_until_ready(setup, *pid, Duration::from_secs(90)));
+    futures::future::try_join_all(ready).await?;
+    futures::future::try_join_all(setups.iter().map(host::create_accounts)).await?;
+    host::load_sample_data(&state.hosts[0]).await?;
+
+    let topology_file = dir.join(TOPOLOGY_FILE);
+    std::fs::write(&topology_file, render_topology(dir, state))
+        .map_err(|e| SandboxError::io("writing topology.toml", e))?;
+    Ok(topology_file)
+}
+
+fn write_secret(path: &Path) -> Result<String, SandboxError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let value = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| SandboxError::io(format!("writing {}", path.display()), e))?;
+    writeln!(file, "{value}")
+        .map_err(|e| SandboxError::io(format!("writing {}", path.display()), e))?;
+    Ok(value)
+}
+
+/// The desired layout: every host replicating from the first.
+pub fn render_topology(dir: &Path, state: &SandboxState) -> String {
+    let mut text = String::new();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sandbox".to_string());
+    let _ = writeln!(
+        text,
+        "# Written by `flipover sandbox up`: {} MariaDB servers on 127.77.{}.0/24.",
+        state.hosts.len(),
+        state.slot
+    );
+    let _ = writeln!(
+        text,
+        "# db1 is the primary; the others are to replicate from it.\n"
+    );
+    let _ = writeln!(text, "[cluster]\nname = {}\n", toml_string(&name));
+    let _ = writeln!(text, "[access]");
+    let _ = writeln!(text, "user = \"{ADMIN_USER}\"");
+    let _ = writeln!(text, "password = {{ file = \"secrets/admin.password\" }}");
+    let _ = writeln!(text, "repl_user = \"{REPL_USER}\"");
+    let _ = writeln!(
+        text,
+        "repl_password = {{ file = \"secrets/repl.password\" }}"
+    );
+    let _ = writeln!(text, "agent_token = {{ file = \"secrets/agent.token\" }}\n");
+    if let Some(first) = state.hosts.first() {
+        let _ = writeln!(text, "[defaults]");
+        let _ = writeln!(text, "port = {}", first.mysql_port);
+        let _ = writeln!(text, "agent_port = {}", first.agent_port);
+        let _ = writeln!(text, "stream_port = {}\n", first.stream_port);
+    }
+    for (i, host) in state.hosts.iter().enumerate() {
+        let _ = writeln!(text, "[servers.{}]", host.name);
+        let _ = writeln!(text, "host = \"{}\"", host.address);
+        if i > 0 {
+            let _ = writeln!(text, "source = \"{}\"", state.hosts[0].name);
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn toml_string(value: &str) -> String {
+    toml::Value::String(value.to_string()).to_string()
+}
+
+/// Stops every process of the sandbox in `dir` and frees its addresses.
+/// Data and logs stay.
+pub async fn down(dir: &Path) -> Result<SandboxState, SandboxError> {
+    let dir = dir.canonicalize().map_err(|_| SandboxError::NotFound {
+        dir: dir.display().to_string(),
+    })?;
+    let state = SandboxState::load(&dir).map_err(|_| SandboxError::NotFound {
+        dir: dir.display().to_string(),
+    })?;
+    stop_hosts(&state).await;
+    slots::release(state.slot, &dir);
+    let _ = std::fs::remove_file(dir.join(state::STATE_FILE));
+    Ok(state)
+}
+
+/// Asks each agent to stop its mysqld (a clean InnoDB shutdown), falls back to
+/// signals, then stops the agents.
+async fn stop_hosts(state: &SandboxState) {
+    let token = state
+        .hosts
+        .first()
+        .and_then(|h| std::fs::read_to_string(h.dir.parent()?.join("secrets/agent.token")).ok())
+        .unwrap_or_default();
+    let stops = state.hosts.iter().map(|host| {
+        let client = AgentClient::new(&host.agent_url(), token.trim(), Duration::from_secs(120));
+        async move {
+            if let Err(err) = client.stop_mysqld().await {
+                tracing::debug!(
+                    "{}: agent could not stop mysqld ({err}); signalling it",
+                    host.name
+                );
+            }
+        }
+    });
+    futures::future::join_all(stops).await;
+    for host in &state.hosts {
+        if let Some(pid) = process::read_pid(&host.mysqld_pid_file()) {
+            if process::runs(pid, "mariadbd") || process::runs(pid, "mysqld") {
+                process::terminate(pid, Duration::from_secs(60));
+            }
+        }
+        if let Some(pid) = process::read_pid(&host.agent_pid_file()) {
+            if process::runs(pid, "flipover-agent") {
+                process::terminate(pid, Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One line per host: what runs.
+#[derive(Debug, Clone)]
+pub struct HostStatus {
+    pub host: HostState,
+    pub agent_running: bool,
+    pub mysqld_running: bool,
+}
+
+pub fn status(dir: &Path) -> Result<Vec<HostStatus>, SandboxError> {
+    let dir = dir.canonicalize().map_err(|_| SandboxError::NotFound {
+        dir: dir.display().to_string(),
+    })?;
+    let state = SandboxState::load(&dir).map_err(|_| SandboxError::NotFound {
+        dir: dir.display().to_string(),
+    })?;
+    Ok(state
+        .hosts
+        .into_iter()
+        .map(|host| {
+            let running = |file: PathBuf, name: &str| {
+                process::read_pid(&file).is_some_and(|pid| process::runs(pid, name))
+            };
+            HostStatus {
+                agent_running: running(host.agent_pid_file(), "flipover-agent"),
+                mysqld_running: running(host.mysqld_pid_file(), "mariadbd")
+                    || running(host.mysqld_pid_file(), "mysqld"),
+                host,
+            }
+        })
+        .collect())
+}

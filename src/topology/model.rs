@@ -1,0 +1,152 @@
+//! The validated, resolved desired topology: what the rest of flipover uses.
+//!
+//! Produced only by [`crate::topology::parse`] (which checks every rule of the
+//! file contract), so code that holds a `Topology` may rely on: exactly one
+//! primary, every `source`/`clone_from` names a server, no cycles, unique
+//! `host:port` pairs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// Default MySQL port.
+pub const DEFAULT_PORT: u16 = 3306;
+/// Default port of the flipover agent's HTTP API.
+pub const DEFAULT_AGENT_PORT: u16 = 836;
+/// Default port on which an agent receives a backup stream.
+pub const DEFAULT_STREAM_PORT: u16 = 837;
+
+/// The desired replication topology of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Topology {
+    pub cluster: Cluster,
+    pub access: Access,
+    /// Servers by name, sorted so that everything derived from them is deterministic.
+    pub servers: BTreeMap<String, Server>,
+    /// Directory that relative `{ file = … }` secrets are resolved against
+    /// (the topology file's own directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cluster {
+    pub name: String,
+}
+
+/// How flipover reaches servers and agents. Every field is optional in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Access {
+    /// Admin account used over the MySQL protocol (default `flipover`).
+    pub user: String,
+    pub password: Option<Secret>,
+    /// Replication account (default `repl`).
+    pub repl_user: String,
+    pub repl_password: Option<Secret>,
+    pub agent_token: Option<Secret>,
+}
+
+/// A secret value as written in the topology file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Secret {
+    /// `"literal"`
+    Literal(String),
+    /// `{ env = "VAR" }`
+    Env(String),
+    /// `{ file = "path" }`, relative paths against the topology file's directory.
+    File(PathBuf),
+}
+
+/// One server of the desired topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Server {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub agent_port: u16,
+    pub stream_port: u16,
+    /// The server this one replicates from; `None` for the primary.
+    pub source: Option<String>,
+    /// Donor when this server must be built (default: `source`).
+    pub clone_from: Option<String>,
+    /// Whether this server may ever be made primary.
+    pub promotable: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable `{0}` is not set")]
+    EnvMissing(String),
+    #[error("cannot read secret file {path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Secret {
+    /// Reads the secret's value. File contents lose one trailing newline.
+    pub fn resolve(&self, base_dir: &Path) -> Result<String, SecretError> {
+        match self {
+            Secret::Literal(value) => Ok(value.clone()),
+            Secret::Env(var) => {
+                std::env::var(var).map_err(|_| SecretError::EnvMissing(var.clone()))
+            }
+            Secret::File(path) => {
+                let full = base_dir.join(path);
+                let text = std::fs::read_to_string(&full).map_err(|source| SecretError::File {
+                    path: full.clone(),
+                    source,
+                })?;
+                let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+                Ok(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_string())
+            }
+        }
+    }
+}
+
+impl Topology {
+    /// The one server without a `source`.
+    pub fn primary(&self) -> &Server {
+        self.servers
+            .values()
+            .find(|s| s.source.is_none())
+            .expect("a validated topology has exactly one primary")
+    }
+
+    /// Resolves an optional secret; `None` resolves to the empty string.
+    pub fn resolve_secret(&self, secret: Option<&Secret>) -> Result<String, SecretError> {
+        match secret {
+            Some(secret) => secret.resolve(&self.base_dir),
+            None => Ok(String::new()),
+        }
+    }
+
+    /// Finds the server listening on `host:port`, if it is part of the topology.
+    pub fn server_at(&self, host: &str, port: u16) -> Option<&Server> {
+        self.servers
+            .values()
+            .find(|s| s.port == port && s.host.eq_ignore_ascii_case(host))
+    }
+}
+
+impl Server {
+    /// `host:port` of the MySQL server.
+    pub fn mysql_address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Base URL of this server's agent.
+    pub fn agent_url(&self) -> String {
+        format!("http://{}:{}", self.host, self.agent_port)
+    }
+
+    /// The server to copy data from when this one must be built: `clone_from`,
+    /// else `source`; `None` for a primary without `clone_from`.
+    pub fn donor(&self) -> Option<&str> {
+        self.clone_from.as_deref().or(self.source.as_deref())
+    }
+}

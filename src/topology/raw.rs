@@ -1,0 +1,177 @@
+//! The topology file as written: plain serde types that keep the span of every
+//! value, so that the semantic checks in `validate` can point at it.
+//!
+//! These types are the file's wire format and the source of its JSON Schema;
+//! the rest of flipover never sees them. They stay plain structs on purpose:
+//! spans are lost inside `flatten` and untagged enums, which is why a secret is
+//! read as a spanned `toml::Value` and converted by hand.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A flipover topology file: the desired replication topology of one cluster.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "flipover topology file", transform = absent_not_null)]
+pub struct RawTopology {
+    /// The cluster this file describes.
+    #[schemars(with = "RawCluster")]
+    pub cluster: Option<Spanned<RawCluster>>,
+    /// How flipover reaches servers and agents.
+    #[serde(default)]
+    pub access: RawAccess,
+    /// Defaults for per-server keys.
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    /// The servers, by name (`[servers.NAME]`). Exactly one has no `source`: the primary.
+    #[schemars(
+        with = "BTreeMap<String, RawServer>",
+        extend("minProperties" = 1, "propertyNames" = { "pattern": "^[A-Za-z0-9_.-]+$" })
+    )]
+    pub servers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawServer>>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Cluster", transform = absent_not_null)]
+pub struct RawCluster {
+    /// Name of the cluster, shown in plans and status output.
+    #[schemars(with = "String", length(min = 1))]
+    pub name: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Access", transform = absent_not_null)]
+pub struct RawAccess {
+    /// Admin account used over the MySQL protocol (default `flipover`).
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1))]
+    pub user: Option<Spanned<String>>,
+    /// Password of `user`.
+    #[serde(default)]
+    #[schemars(with = "SecretSchema")]
+    pub password: Option<Spanned<toml::Value>>,
+    /// Replication account (default `repl`).
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1))]
+    pub repl_user: Option<Spanned<String>>,
+    /// Password of `repl_user`.
+    #[serde(default)]
+    #[schemars(with = "SecretSchema")]
+    pub repl_password: Option<Spanned<toml::Value>>,
+    /// Bearer token of the agents' HTTP API.
+    #[serde(default)]
+    #[schemars(with = "SecretSchema")]
+    pub agent_token: Option<Spanned<toml::Value>>,
+}
+
+/// Defaults for every per-server key that has one.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Defaults", transform = absent_not_null)]
+pub struct RawDefaults {
+    /// MySQL port (default 3306).
+    #[serde(default)]
+    #[schemars(with = "u16", range(min = 1, max = 65535))]
+    pub port: Option<Spanned<i64>>,
+    /// Port of the flipover agent's HTTP API (default 836).
+    #[serde(default)]
+    #[schemars(with = "u16", range(min = 1, max = 65535))]
+    pub agent_port: Option<Spanned<i64>>,
+    /// Port on which the agent receives a backup stream (default 837).
+    #[serde(default)]
+    #[schemars(with = "u16", range(min = 1, max = 65535))]
+    pub stream_port: Option<Spanned<i64>>,
+    /// Whether servers may be made primary (default true).
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub promotable: Option<Spanned<bool>>,
+}
+
+/// One server (`[servers.NAME]`, NAME matching `[A-Za-z0-9_.-]+`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Server", transform = absent_not_null)]
+pub struct RawServer {
+    /// Host name or IP address.
+    #[schemars(with = "String", length(min = 1))]
+    pub host: Option<Spanned<String>>,
+    /// MySQL port (default: `[defaults]`, else 3306).
+    #[serde(default)]
+    #[schemars(with = "u16", range(min = 1, max = 65535))]
+    pub port: Option<Spanned<i64>>,
+    /// Port of this server's agent (default: `[defaults]`, else 836).
+    #[serde(default)]
+    #[schemars(with = "u16", range(min = 1, max = 65535))]
+    pub agent_port: Option<Spanned<i64>>,
+    /// Port on which this server's agent receives a backup stream (default: `[defaults]`, else 837).
+    #[serde(default)]
+    #[schemars(with = "u16", range(min = 1, max = 65535))]
+    pub stream_port: Option<Spanned<i64>>,
+    /// The server this one replicates from. Absent for the primary.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub source: Option<Spanned<String>>,
+    /// Donor when this server must be built (default: `source`).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub clone_from: Option<Spanned<String>>,
+    /// Whether this server may ever be made primary (default: `[defaults]`, else true).
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub promotable: Option<Spanned<bool>>,
+}
+
+/// TOML has no null: an optional key is simply absent. `serde(default)` on an
+/// `Option` would otherwise advertise `"default": null`.
+fn absent_not_null(schema: &mut schemars::Schema) {
+    let Some(properties) = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    for property in properties.values_mut() {
+        if let Some(property) = property.as_object_mut() {
+            if property.get("default") == Some(&serde_json::Value::Null) {
+                property.remove("default");
+            }
+        }
+    }
+}
+
+/// The JSON Schema of a secret; its values are read by hand in `validate`.
+pub struct SecretSchema;
+
+impl JsonSchema for SecretSchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A secret: a literal string, `{ env = \"VAR\" }` or `{ file = \"path\" }` (relative to the topology file).",
+            "oneOf": [
+                { "type": "string", "description": "The secret itself." },
+                {
+                    "type": "object",
+                    "description": "Read from an environment variable.",
+                    "properties": { "env": { "type": "string", "minLength": 1 } },
+                    "required": ["env"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "description": "Read from a file; one trailing newline is dropped.",
+                    "properties": { "file": { "type": "string", "minLength": 1 } },
+                    "required": ["file"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! Shared test support: a real sandbox of MariaDB servers started through the
+//! real `flipover` binary, stopped again when the guard drops.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use flipover::db::{self, Connection, Endpoint};
+use flipover::sandbox::state::{HostState, SandboxState};
+
+pub fn flipover_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_flipover"))
+}
+
+/// Runs `flipover ARGS…` and returns its output.
+pub fn flipover(args: &[&str]) -> Output {
+    Command::new(flipover_bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("flipover runs")
+}
+
+pub struct TestSandbox {
+    /// Keeps the directory alive for the test's duration.
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub state: SandboxState,
+}
+
+impl TestSandbox {
+    /// `flipover sandbox up --servers N` in a fresh temporary directory.
+    pub fn up(servers: usize) -> TestSandbox {
+        let tmp = tempfile::Builder::new()
+            .prefix("fo-sb")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let dir = tmp.path().join("sb");
+        let output = flipover(&[
+            "sandbox",
+            "up",
+            "--servers",
+            &servers.to_string(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            output.status.success(),
+            "sandbox up failed:\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let dir = dir.canonicalize().unwrap();
+        let state = SandboxState::load(&dir).expect("sandbox.json");
+        TestSandbox {
+            _tmp: tmp,
+            dir,
+            state,
+        }
+    }
+
+    pub fn topology(&self) -> PathBuf {
+        self.dir.join("topology.toml")
+    }
+
+    pub fn topology_arg(&self) -> String {
+        self.topology().display().to_string()
+    }
+
+    pub fn host(&self, name: &str) -> &HostState {
+        self.state
+            .hosts
+            .iter()
+            .find(|h| h.name == name)
+            .expect("host exists")
+    }
+
+    pub fn secret(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join("secrets").join(name))
+            .expect("secret file")
+            .trim()
+            .to_string()
+    }
+
+    /// The admin account over TCP, as flipover itself connects.
+    pub fn admin(&self, name: &str) -> Endpoint {
+        let host = self.host(name);
+        Endpoint {
+            host: host.address.clone(),
+            port: host.mysql_port,
+            user: "flipover".into(),
+            password: self.secret("admin.password"),
+            socket: None,
+        }
+    }
+
+    pub async fn connect(&self, name: &str) -> Connection {
+        db::connect(&self.admin(name), Duration::from_secs(5))
+            .await
+            .expect("connect")
+    }
+
+    /// Points `replica` at `source` by GTID, by hand, as a DBA would.
+    pub async fn replicate(&self, replica: &str, source: &str) {
+        let src = self.host(source);
+        let mut conn = self.connect(replica).await;
+        conn.execute(&format!(
+            "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER='repl', MASTER_PASSWORD={}, MASTER_USE_GTID=slave_pos",
+            db::quote_literal(&src.address),
+            src.mysql_port,
+            db::quote_literal(&self.secret("repl.password"))
+        ))
+        .await
+        .unwrap();
+        conn.execute("START SLAVE").await.unwrap();
+        conn.close().await;
+    }
+
+    /// Polls `query` on `server` until it returns `expected`, or panics after `timeout`.
+    pub async fn wait_for_value(
+        &self,
+        server: &str,
+        query: &str,
+        expected: &str,
+        timeout: Duration,
+    ) {
+        let started = Instant::now();
+        loop {
+            let mut conn = self.connect(server).await;
+            let value = conn
+                .first_row(query)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|row| row.into_values().next().flatten());
+            conn.close().await;
+            if value.as_deref() == Some(expected) {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{server}: `{query}` gave {value:?}, expected {expected} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn mysqld_pid(&self, name: &str) -> u32 {
+        read_pid(&self.host(name).mysqld_pid_file())
+    }
+}
+
+pub fn read_pid(file: &Path) -> u32 {
+    std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+impl Drop for TestSandbox {
+    fn drop(&mut self) {
+        let output = flipover(&["sandbox", "down", "--dir", self.dir.to_str().unwrap()]);
+        if !output.status.success() {
+            eprintln!(
+                "sandbox down failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
