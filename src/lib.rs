@@ -8,5 +8,7 @@ pub mod executor;
 pub mod exit_codes;
 pub mod observe;
 pub mod planner;
+pub mod render;
 pub mod sandbox;
+pub mod sql;
 pub mod topology;

@@ -1,13 +1,19 @@
 //! Command-line front end: one module per subcommand. Only this layer prints
 //! to the terminal; it turns library errors into miette reports with hints.
 
+mod apply;
+mod plan;
 mod sandbox;
 mod status;
 mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use flipover::observe::{self, ObserveOptions, Observed};
+use flipover::topology::Topology;
+use miette::{Context, IntoDiagnostic};
 
 /// Declarative plan/apply for MySQL/MariaDB replication topologies.
 #[derive(Debug, Parser)]
@@ -27,6 +33,10 @@ pub enum Command {
     Validate(validate::Args),
     /// Show the observed replication tree of the servers in a topology file.
     Status(status::Args),
+    /// Show what `apply` would change: the steps from the observed servers to the topology.
+    Plan(plan::Args),
+    /// Plan, confirm, and carry out the plan.
+    Apply(apply::Args),
     /// Run a local playground of real MariaDB servers, each with its agent.
     #[command(subcommand)]
     Sandbox(sandbox::Command),
@@ -40,10 +50,68 @@ pub struct TopologyFileArg {
     pub file: PathBuf,
 }
 
+/// How to reach the servers, shared by every command that observes them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ObserveArgs {
+    /// Give up on a server or agent that has not answered after this many seconds.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub connect_timeout: f64,
+}
+
+impl ObserveArgs {
+    pub fn options(&self) -> ObserveOptions {
+        ObserveOptions {
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
+            ..ObserveOptions::default()
+        }
+    }
+
+    /// Observes every server of `topology` (unreachable ones are facts, not errors).
+    pub fn observe(&self, topology: &Topology) -> miette::Result<Observed> {
+        tokio::runtime::Runtime::new()
+            .into_diagnostic()?
+            .block_on(observe::observe(topology, &self.options()))
+            .into_diagnostic()
+            .wrap_err("cannot observe the servers")
+    }
+}
+
+/// Reads a recorded observation and checks it describes this topology's servers.
+pub fn read_observed(path: &Path, topology: &Topology) -> miette::Result<Observed> {
+    let text = std::fs::read_to_string(path)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    let observed: Observed = serde_json::from_str(&text)
+        .into_diagnostic()
+        .wrap_err_with(|| {
+            format!(
+                "{} is not an observed state (`flipover status --json`)",
+                path.display()
+            )
+        })?;
+    let missing: Vec<&str> = topology
+        .servers
+        .keys()
+        .filter(|name| !observed.servers.contains_key(*name))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(miette::miette!(
+            help = "record it again with `flipover status -f TOPOLOGY --json > observed.json`",
+            "{} does not match the topology: no observation of {}",
+            path.display(),
+            missing.join(", ")
+        ));
+    }
+    Ok(observed)
+}
+
 pub fn run(cli: Cli) -> miette::Result<i32> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Status(args) => status::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Apply(args) => apply::run(args),
         Command::Sandbox(command) => sandbox::run(command),
     }
 }

@@ -2,13 +2,12 @@
 //! (the seed's `show-status`: binlog file/position and GTID per server).
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use flipover::exit_codes;
-use flipover::observe::{self, ObserveOptions, Observed, ServerObservation};
+use flipover::observe::{self, Observed, ServerObservation};
 use flipover::planner::tree::{ObservedSource, ObservedTree};
 use flipover::topology::{self, Topology};
-use miette::{Context, IntoDiagnostic};
+use miette::IntoDiagnostic;
 
 use super::TopologyFileArg;
 
@@ -21,22 +20,13 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// Give up on a server or agent that has not answered after this many seconds.
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
-    pub connect_timeout: f64,
+    #[command(flatten)]
+    pub observe: super::ObserveArgs,
 }
 
 pub fn run(args: Args) -> miette::Result<i32> {
     let topology = topology::load(&args.topology.file)?;
-    let options = ObserveOptions {
-        connect_timeout: Duration::from_secs_f64(args.connect_timeout),
-        ..ObserveOptions::default()
-    };
-    let observed = tokio::runtime::Runtime::new()
-        .into_diagnostic()?
-        .block_on(observe::observe(&topology, &options))
-        .into_diagnostic()
-        .wrap_err("cannot observe the servers")?;
+    let observed = args.observe.observe(&topology)?;
     if args.json {
         let json = serde_json::to_string_pretty(&observed).into_diagnostic()?;
         println!("{json}");

@@ -1,7 +1,188 @@
 //! The executor: runs a Plan's steps against servers and agents.
 //!
-//! Architecture Invariant: only the executor (and the agent it drives) changes
-//! anything on a server. Today it holds the one change flipover makes outside
-//! a plan: starting and stopping mysqld through an agent.
+//! Architecture Invariant: only the executor (and the agents it drives)
+//! changes anything on a server, and each step re-checks what it depends on
+//! when it runs, not when it was planned. Steps run as soon as the steps they
+//! depend on have succeeded, concurrently where the DAG allows; after a
+//! failure no new step starts, and the ones depending on it are skipped.
 
 pub mod agents;
+mod clone;
+mod events;
+mod replication;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use petgraph::graph::NodeIndex;
+use tokio::task::JoinSet;
+
+use crate::planner::{Plan, Step};
+use crate::topology::Topology;
+pub use events::{Event, EventSink};
+
+/// Limits for applying a plan.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// Connecting to a server or an agent.
+    pub connect_timeout: Duration,
+    /// How long a new replica may take to catch up with its source.
+    pub catch_up_timeout: Duration,
+    /// How long a clone may take from start to mysqld running on the copy.
+    pub clone_timeout: Duration,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        ExecutorOptions {
+            connect_timeout: Duration::from_secs(5),
+            catch_up_timeout: Duration::from_secs(600),
+            clone_timeout: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Why a step failed, in words for the operator.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StepError(pub String);
+
+impl StepError {
+    pub fn new(message: impl Into<String>) -> StepError {
+        StepError(message.into())
+    }
+}
+
+/// What happened to each step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded {
+        elapsed: Duration,
+    },
+    Failed {
+        error: String,
+    },
+    /// Not started: a step it depends on failed, or another step failed first.
+    Skipped,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyReport {
+    /// Per step, in plan order: its number (1-based), title and outcome.
+    pub steps: Vec<(usize, String, Outcome)>,
+    pub elapsed: Duration,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.steps
+            .iter()
+            .all(|(_, _, o)| matches!(o, Outcome::Succeeded { .. }))
+    }
+}
+
+/// What steps share while a plan runs.
+pub(crate) struct Context {
+    pub topology: Topology,
+    pub options: ExecutorOptions,
+    pub events: EventSink,
+    /// Results of finished clones, by target, for the replication step after.
+    pub clones: Mutex<BTreeMap<String, clone::CloneOutcome>>,
+}
+
+/// Runs every step of `plan`. Never panics on a failed step: the report says
+/// what happened to each.
+pub async fn apply(
+    topology: &Topology,
+    plan: &Plan,
+    options: &ExecutorOptions,
+    events: EventSink,
+) -> ApplyReport {
+    let started = Instant::now();
+    let order = plan.ordered();
+    let number = |node: NodeIndex| order.iter().position(|n| *n == node).unwrap() + 1;
+    let context = Arc::new(Context {
+        topology: topology.clone(),
+        options: options.clone(),
+        events,
+        clones: Mutex::new(BTreeMap::new()),
+    });
+
+    let mut outcomes: BTreeMap<NodeIndex, Outcome> = BTreeMap::new();
+    let mut running: JoinSet<(NodeIndex, Result<Duration, StepError>)> = JoinSet::new();
+    let mut started_nodes = std::collections::BTreeSet::new();
+    let mut failed = false;
+    loop {
+        if !failed {
+            for node in &order {
+                let ready = !started_nodes.contains(node)
+                    && plan
+                        .dependencies(*node)
+                        .iter()
+                        .all(|d| matches!(outcomes.get(d), Some(Outcome::Succeeded { .. })));
+                if ready {
+                    started_nodes.insert(*node);
+                    let step = plan.graph[*node].clone();
+                    let context = Arc::clone(&context);
+                    let node = *node;
+                    let step_number = number(node);
+                    context.events.emit(Event::StepStarted {
+                        number: step_number,
+                        total: order.len(),
+                        title: step.title(),
+                    });
+                    running.spawn(async move {
+                        let begun = Instant::now();
+                        let result = run_step(&context, step_number, &step).await;
+                        (node, result.map(|()| begun.elapsed()))
+                    });
+                }
+            }
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (node, result) = joined.expect("step tasks do not panic");
+        let title = plan.graph[node].title();
+        let outcome = match result {
+            Ok(elapsed) => {
+                context.events.emit(Event::StepSucceeded {
+                    number: number(node),
+                    title,
+                    elapsed,
+                });
+                Outcome::Succeeded { elapsed }
+            }
+            Err(error) => {
+                failed = true;
+                context.events.emit(Event::StepFailed {
+                    number: number(node),
+                    title,
+                    error: error.0.clone(),
+                });
+                Outcome::Failed { error: error.0 }
+            }
+        };
+        outcomes.insert(node, outcome);
+    }
+
+    let steps = order
+        .iter()
+        .map(|node| {
+            let outcome = outcomes.remove(node).unwrap_or(Outcome::Skipped);
+            (number(*node), plan.graph[*node].title(), outcome)
+        })
+        .collect();
+    ApplyReport {
+        steps,
+        elapsed: started.elapsed(),
+    }
+}
+
+async fn run_step(context: &Context, number: usize, step: &Step) -> Result<(), StepError> {
+    match step {
+        Step::Clone(clone_step) => clone::run(context, number, clone_step).await,
+        Step::StartReplication(start) => replication::start(context, start).await,
+    }
+}

@@ -6,7 +6,6 @@
 //! turned into a failure of the whole observation.
 
 pub mod model;
-pub mod sql;
 
 use std::time::Duration;
 
@@ -14,9 +13,9 @@ use futures::stream::{self, StreamExt};
 
 use crate::db::{self, DbError, Endpoint};
 use crate::executor::agents;
+use crate::sql::{self, Dialect};
 use crate::topology::{SecretError, Server, Topology};
 pub use model::*;
-use sql::Dialect;
 
 /// How observation reaches servers.
 #[derive(Debug, Clone)]
@@ -126,7 +125,7 @@ pub enum FactsError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
-    Parse(#[from] sql::ParseError),
+    Parse(#[from] crate::sql::ParseError),
 }
 
 /// Reads everything flipover needs to know about one server, per flavor.

@@ -7,7 +7,7 @@ pub mod mariadb;
 pub mod mysql;
 
 use crate::db::TextRow;
-use crate::observe::model::{BinlogCoordinates, Flavor, ReplicaStatus};
+use crate::observe::{BinlogCoordinates, Flavor, ReplicaStatus};
 
 /// Which SQL spellings a server understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct Variables {
     pub log_bin: bool,
     pub log_slave_updates: bool,
     pub binlog_format: String,
-    pub gtid: crate::observe::model::GtidState,
+    pub gtid: crate::observe::GtidState,
 }
 
 /// Lists the schemas that hold user data.
@@ -103,6 +103,89 @@ impl Dialect {
             Dialect::Mariadb => mariadb::parse_replica_status(row),
             Dialect::Mysql80 | Dialect::Mysql84 => mysql::parse_replica_status(row),
         }
+    }
+}
+
+/// Where a replica connects, and as whom.
+#[derive(Debug, Clone)]
+pub struct SourceAddress {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+}
+
+/// Replication control, per dialect.
+impl Dialect {
+    pub fn start_replica(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::START_REPLICA,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::START_REPLICA,
+        }
+    }
+
+    pub fn stop_replica(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::STOP_REPLICA,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::STOP_REPLICA,
+        }
+    }
+
+    pub fn reset_replica_all(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::RESET_REPLICA_ALL,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::RESET_REPLICA_ALL,
+        }
+    }
+
+    pub fn change_source(self, source: &SourceAddress) -> String {
+        match self {
+            Dialect::Mariadb => mariadb::change_source(source),
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::change_source(source),
+        }
+    }
+
+    /// Statements that make a server restored from a backup replicate from
+    /// just after the backup's GTID position.
+    pub fn set_start_position(self, gtid: &str) -> Vec<String> {
+        match self {
+            Dialect::Mariadb => mariadb::set_start_position(gtid),
+            Dialect::Mysql80 => mysql::set_start_position(gtid, false),
+            Dialect::Mysql84 => mysql::set_start_position(gtid, true),
+        }
+    }
+
+    /// The query for this server's GTID position, in column `position`.
+    pub fn gtid_position_query(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::GTID_POSITION,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::GTID_POSITION,
+        }
+    }
+
+    /// A query returning `result`: whether `gtid` was applied within the timeout.
+    pub fn wait_for_position(self, gtid: &str, timeout_seconds: u64) -> String {
+        match self {
+            Dialect::Mariadb => mariadb::wait_for_position(gtid, timeout_seconds),
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::wait_for_position(gtid, timeout_seconds),
+        }
+    }
+
+    /// Reads the answer of [`Dialect::wait_for_position`].
+    pub fn wait_succeeded(self, result: Option<&str>) -> bool {
+        result == Some("0")
+    }
+
+    /// Asks a connected server which dialect it speaks.
+    pub async fn of(conn: &mut crate::db::Connection) -> Result<Dialect, crate::db::DbError> {
+        let row = conn
+            .first_row("SELECT @@version AS version, @@version_comment AS comment")
+            .await?
+            .unwrap_or_default();
+        Ok(Dialect::detect(
+            column(&row, "version").unwrap_or_default(),
+            column(&row, "comment").unwrap_or_default(),
+        ))
     }
 }
 

@@ -3,8 +3,8 @@
 //! names of MySQL's reference manual, not against a live server.
 
 use super::{column, non_empty, parse_bool, parse_u64, required, ParseError, Variables};
-use crate::db::TextRow;
-use crate::observe::model::{BinlogCoordinates, GtidState, ReplicaStatus};
+use crate::db::{quote_literal, TextRow};
+use crate::observe::{BinlogCoordinates, GtidState, ReplicaStatus};
 
 /// `log_slave_updates` stays readable as an alias of `log_replica_updates`
 /// on every 8.x release, so one query serves 8.0 and 8.4.
@@ -79,6 +79,46 @@ pub fn parse_replica_status(row: &TextRow) -> Result<ReplicaStatus, ParseError> 
     })
 }
 
+pub const START_REPLICA: &str = "START REPLICA";
+pub const STOP_REPLICA: &str = "STOP REPLICA";
+pub const RESET_REPLICA_ALL: &str = "RESET REPLICA ALL";
+pub const GTID_POSITION: &str = "SELECT @@gtid_executed AS position";
+
+/// Points the replica at a source with GTID auto-positioning. The public key
+/// request lets caching_sha2_password accounts work without TLS.
+pub fn change_source(source: &super::SourceAddress) -> String {
+    format!(
+        "CHANGE REPLICATION SOURCE TO SOURCE_HOST={}, SOURCE_PORT={}, SOURCE_USER={}, \
+         SOURCE_PASSWORD={}, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1",
+        quote_literal(&source.host),
+        source.port,
+        quote_literal(&source.user),
+        quote_literal(&source.password)
+    )
+}
+
+/// Makes a restored backup's GTID set the server's own, so auto-positioning
+/// asks the source only for what comes after it. 8.4 renamed RESET MASTER.
+pub fn set_start_position(gtid_set: &str, mysql_84: bool) -> Vec<String> {
+    let reset = if mysql_84 {
+        "RESET BINARY LOGS AND GTIDS"
+    } else {
+        "RESET MASTER"
+    };
+    vec![
+        reset.to_string(),
+        format!("SET GLOBAL gtid_purged = {}", quote_literal(gtid_set)),
+    ]
+}
+
+/// Waits until `gtid_set` is executed: the result is 0 when it is, 1 on timeout.
+pub fn wait_for_position(gtid_set: &str, timeout_seconds: u64) -> String {
+    format!(
+        "SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {timeout_seconds}) AS result",
+        quote_literal(gtid_set)
+    )
+}
+
 /// `uuid:1-5,\nuuid2:1-3` → `uuid:1-5,uuid2:1-3`.
 fn normalize_gtid_set(text: &str) -> String {
     text.split_whitespace().collect()
@@ -87,7 +127,7 @@ fn normalize_gtid_set(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::sql::{parse_binlog_status, Dialect};
+    use crate::sql::{parse_binlog_status, Dialect};
 
     fn row(pairs: &[(&str, Option<&str>)]) -> TextRow {
         pairs
@@ -200,6 +240,35 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(coords.position, 157);
+    }
+
+    #[test]
+    fn replication_control_uses_source_spellings() {
+        let source = crate::sql::SourceAddress {
+            host: "10.0.0.1".into(),
+            port: 3306,
+            user: "repl".into(),
+            password: "it's".into(),
+        };
+        assert_eq!(
+            change_source(&source),
+            "CHANGE REPLICATION SOURCE TO SOURCE_HOST='10.0.0.1', SOURCE_PORT=3306, \
+             SOURCE_USER='repl', SOURCE_PASSWORD='it''s', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1"
+        );
+        assert_eq!(
+            set_start_position("uuid:1-5", false),
+            vec!["RESET MASTER", "SET GLOBAL gtid_purged = 'uuid:1-5'"]
+        );
+        assert_eq!(
+            set_start_position("uuid:1-5", true)[0],
+            "RESET BINARY LOGS AND GTIDS"
+        );
+        assert_eq!(
+            wait_for_position("uuid:1-5", 30),
+            "SELECT WAIT_FOR_EXECUTED_GTID_SET('uuid:1-5', 30) AS result"
+        );
+        assert_eq!(Dialect::Mysql84.start_replica(), "START REPLICA");
+        assert_eq!(Dialect::Mysql80.reset_replica_all(), "RESET REPLICA ALL");
     }
 
     #[test]

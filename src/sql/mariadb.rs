@@ -1,8 +1,8 @@
 //! MariaDB 10.5+ (tested against 10.11 in the integration suite).
 
 use super::{column, non_empty, parse_bool, parse_u64, required, ParseError, Variables};
-use crate::db::TextRow;
-use crate::observe::model::{BinlogCoordinates, GtidState, ReplicaStatus};
+use crate::db::{quote_literal, TextRow};
+use crate::observe::{BinlogCoordinates, GtidState, ReplicaStatus};
 
 pub const VARIABLES: &str = "SELECT @@server_id AS server_id, @@read_only AS read_only, \
      @@log_bin AS log_bin, @@log_slave_updates AS log_slave_updates, \
@@ -74,4 +74,38 @@ pub fn parse_replica_status(row: &TextRow) -> Result<ReplicaStatus, ParseError> 
         gtid_received: non_empty(row, "Gtid_IO_Pos").map(str::to_string),
         exec_source_log,
     })
+}
+
+pub const START_REPLICA: &str = "START SLAVE";
+pub const STOP_REPLICA: &str = "STOP SLAVE";
+pub const RESET_REPLICA_ALL: &str = "RESET SLAVE ALL";
+/// Where this server's binlog is, as a GTID position (what a replica waits for).
+pub const GTID_POSITION: &str = "SELECT @@gtid_binlog_pos AS position";
+
+/// Points the replica at a source, positioned by GTID (`gtid_slave_pos`).
+pub fn change_source(source: &super::SourceAddress) -> String {
+    format!(
+        "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER={}, MASTER_PASSWORD={}, \
+         MASTER_USE_GTID=slave_pos",
+        quote_literal(&source.host),
+        source.port,
+        quote_literal(&source.user),
+        quote_literal(&source.password)
+    )
+}
+
+/// Makes a restored backup start replicating right after the backup's GTID.
+pub fn set_start_position(gtid: &str) -> Vec<String> {
+    vec![format!(
+        "SET GLOBAL gtid_slave_pos = {}",
+        quote_literal(gtid)
+    )]
+}
+
+/// Waits until `gtid` is applied: the result is 0 when it is, -1 on timeout.
+pub fn wait_for_position(gtid: &str, timeout_seconds: u64) -> String {
+    format!(
+        "SELECT MASTER_GTID_WAIT({}, {timeout_seconds}) AS result",
+        quote_literal(gtid)
+    )
 }

@@ -1,0 +1,192 @@
+//! `flipover apply -f FILE`: plan, show the plan, confirm, execute.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use flipover::executor::{self, Event, EventSink, ExecutorOptions, Outcome};
+use flipover::planner::{self, human_bytes};
+use flipover::render;
+use flipover::{exit_codes, topology};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use miette::IntoDiagnostic;
+
+use super::plan::ReplaceArg;
+use super::{ObserveArgs, TopologyFileArg};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub topology: TopologyFileArg,
+
+    #[command(flatten)]
+    pub observe: ObserveArgs,
+
+    #[command(flatten)]
+    pub replace: ReplaceArg,
+
+    /// Apply without asking. Without it, apply asks for "yes" on a terminal
+    /// and refuses to run when there is none.
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// How long a new replica may take to catch up with its source.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub catch_up_timeout: u64,
+}
+
+pub fn run(args: Args) -> miette::Result<i32> {
+    let topology = topology::load(&args.topology.file)?;
+    let observed = args.observe.observe(&topology)?;
+    let plan = planner::plan(&topology, &observed, &args.replace.options());
+    print!("{}", render::plan_text::render(&topology, &observed, &plan));
+    std::io::stdout().flush().into_diagnostic()?;
+
+    if plan.has_problems() {
+        eprintln!("error: the plan has problems; nothing was applied");
+        return Ok(exit_codes::ERROR);
+    }
+    if plan.is_empty() {
+        return Ok(exit_codes::SUCCESS);
+    }
+    if !args.auto_approve && !confirmed()? {
+        return Ok(exit_codes::ERROR);
+    }
+
+    let options = ExecutorOptions {
+        connect_timeout: args
+            .observe
+            .options()
+            .connect_timeout
+            .max(Duration::from_secs(5)),
+        catch_up_timeout: Duration::from_secs(args.catch_up_timeout),
+        ..ExecutorOptions::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+    let report = runtime.block_on(executor::apply(&topology, &plan, &options, progress_sink()));
+
+    let failed: Vec<_> = report
+        .steps
+        .iter()
+        .filter_map(|(n, title, o)| match o {
+            Outcome::Failed { error } => Some((n, title, error)),
+            _ => None,
+        })
+        .collect();
+    let skipped = report
+        .steps
+        .iter()
+        .filter(|(_, _, o)| *o == Outcome::Skipped)
+        .count();
+    if failed.is_empty() && skipped == 0 {
+        eprintln!(
+            "Apply complete: {} steps in {:.1}s.",
+            report.steps.len(),
+            report.elapsed.as_secs_f64()
+        );
+        Ok(exit_codes::SUCCESS)
+    } else {
+        for (number, title, error) in &failed {
+            eprintln!("error: step {number} ({title}) failed: {error}");
+        }
+        if skipped > 0 {
+            eprintln!("{skipped} step(s) not started because of the failure.");
+        }
+        Ok(exit_codes::ERROR)
+    }
+}
+
+/// Asks for "yes" on the terminal; without one, refuses instead of hanging.
+fn confirmed() -> miette::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(miette::miette!(
+            help = "review the plan, then run again with --auto-approve",
+            "refusing to apply without confirmation: standard input is not a terminal"
+        ));
+    }
+    eprint!("\nDo you want to apply this plan? Only 'yes' will be accepted: ");
+    std::io::stderr().flush().into_diagnostic()?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .into_diagnostic()?;
+    if answer.trim() == "yes" {
+        Ok(true)
+    } else {
+        eprintln!("Apply cancelled.");
+        Ok(false)
+    }
+}
+
+/// Progress on stderr: bars on a terminal, a line every few seconds elsewhere.
+fn progress_sink() -> EventSink {
+    let interactive = std::io::stderr().is_terminal();
+    let bars: Mutex<BTreeMap<usize, (ProgressBar, Instant)>> = Mutex::new(BTreeMap::new());
+    EventSink::new(move |event| {
+        let mut bars = bars.lock().expect("progress lock");
+        match event {
+            Event::StepStarted {
+                number,
+                total,
+                title,
+            } => {
+                eprintln!("[{number}/{total}] {title}: started");
+                let bar = if interactive {
+                    ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                } else {
+                    ProgressBar::hidden()
+                };
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "    {msg} {bytes}/{total_bytes} ({binary_bytes_per_sec}, eta {eta})",
+                    )
+                    .expect("valid progress template"),
+                );
+                bars.insert(number, (bar, Instant::now()));
+            }
+            Event::Progress {
+                number,
+                phase,
+                bytes,
+                total_bytes,
+            } => {
+                if let Some((bar, last_line)) = bars.get_mut(&number) {
+                    if let Some(total) = total_bytes {
+                        bar.set_length(total.max(bytes));
+                    }
+                    bar.set_position(bytes);
+                    bar.set_message(phase.clone());
+                    if !interactive && last_line.elapsed() >= Duration::from_secs(5) {
+                        let total = total_bytes
+                            .map(|t| format!(" of about {}", human_bytes(t)))
+                            .unwrap_or_default();
+                        eprintln!("    step {number}: {phase}, {}{total}", human_bytes(bytes));
+                        *last_line = Instant::now();
+                    }
+                }
+            }
+            Event::StepSucceeded {
+                number,
+                title,
+                elapsed,
+            } => {
+                if let Some((bar, _)) = bars.remove(&number) {
+                    bar.finish_and_clear();
+                }
+                eprintln!("[{number}] {title}: done in {:.2}s", elapsed.as_secs_f64());
+            }
+            Event::StepFailed {
+                number,
+                title,
+                error,
+            } => {
+                if let Some((bar, _)) = bars.remove(&number) {
+                    bar.abandon();
+                }
+                eprintln!("[{number}] {title}: FAILED: {error}");
+            }
+        }
+    })
+}

@@ -1,0 +1,194 @@
+//! The clone step: the donor's agent streams a physical backup straight to
+//! the target's agent (the data never passes through this machine); the
+//! target prepares it and starts mysqld on it. flipover only hands both a
+//! one-time stream token and watches the two jobs.
+
+use std::time::{Duration, Instant};
+
+use flipover_agent::client::AgentClient;
+use flipover_agent::protocol::{CloneReceiveRequest, CloneSendRequest, JobState, JobStatus};
+use rand::distr::{Alphanumeric, SampleString};
+
+use super::agents;
+use super::{Context, Event, StepError};
+use crate::planner::CloneStep;
+
+/// How often both jobs are polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long an agent may stay unreachable while its job runs.
+const AGENT_SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+/// What a finished clone leaves for the replication step after it.
+#[derive(Debug, Clone)]
+pub struct CloneOutcome {
+    /// GTID position of the backup: where replication starts.
+    pub gtid: String,
+    /// The target's receive job, to confirm once replication is proven (the
+    /// agent then deletes the previous datadir it kept).
+    pub receive_job: String,
+}
+
+pub async fn run(context: &Context, number: usize, step: &CloneStep) -> Result<(), StepError> {
+    let topology = &context.topology;
+    let target_server = &topology.servers[&step.target];
+    let donor_server = &topology.servers[&step.donor];
+    let timeout = context.options.connect_timeout;
+    let target = agents::client_for(topology, target_server, timeout)
+        .map_err(|e| StepError::new(e.to_string()))?;
+    let donor = agents::client_for(topology, donor_server, timeout)
+        .map_err(|e| StepError::new(e.to_string()))?;
+
+    // Sized now, not at plan time: the donor's datadir may have grown.
+    let donor_facts = donor
+        .facts()
+        .await
+        .map_err(|e| StepError::new(format!("donor {}: {e}", step.donor)))?;
+    let expected_bytes = donor_facts
+        .datadir_bytes
+        .or(step.estimated_bytes)
+        .unwrap_or(0);
+
+    let stream_token = Alphanumeric.sample_string(&mut rand::rng(), 40);
+    let receive = target
+        .clone_receive(&CloneReceiveRequest {
+            stream_token: stream_token.clone(),
+            expected_bytes,
+            replace: step.destructive,
+        })
+        .await
+        .map_err(|e| StepError::new(format!("target {} refused the clone: {e}", step.target)))?;
+    let send = donor
+        .clone_send(&CloneSendRequest {
+            target_host: target_server.host.clone(),
+            target_stream_port: target_server.stream_port,
+            stream_token,
+        })
+        .await;
+    let send = match send {
+        Ok(job) => job,
+        Err(e) => {
+            // The target waits for a donor that will not come; it gives up
+            // and restores its datadir by itself. Wait for that, so the step
+            // ends with the target as it was.
+            let restored =
+                wait_for_end(&target, &receive.id, context, number, expected_bytes).await;
+            return Err(StepError::new(format!(
+                "donor {} refused to stream: {e}{}",
+                step.donor,
+                describe_restore(&restored)
+            )));
+        }
+    };
+
+    let finished = wait_for_end(&target, &receive.id, context, number, expected_bytes).await;
+    match finished {
+        Ok(job) if job.state == JobState::Succeeded => {
+            let result = job.result.ok_or_else(|| {
+                StepError::new(format!(
+                    "{}'s agent reported success without the backup's position",
+                    step.target
+                ))
+            })?;
+            context.clones.lock().expect("clone results lock").insert(
+                step.target.clone(),
+                CloneOutcome {
+                    gtid: result.gtid,
+                    receive_job: receive.id,
+                },
+            );
+            Ok(())
+        }
+        Ok(job) => {
+            let donor_error = donor
+                .job(&send.id)
+                .await
+                .ok()
+                .and_then(|d| d.error)
+                .map(|e| format!("\ndonor {}: {e}", step.donor))
+                .unwrap_or_default();
+            Err(StepError::new(format!(
+                "target {}: {}{donor_error}",
+                step.target,
+                job.error.unwrap_or_else(|| "failed".to_string())
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Polls the target's receive job until it ends, reporting progress.
+async fn wait_for_end(
+    target: &AgentClient,
+    job_id: &str,
+    context: &Context,
+    number: usize,
+    expected_bytes: u64,
+) -> Result<JobStatus, StepError> {
+    let started = Instant::now();
+    let mut last_heard = Instant::now();
+    loop {
+        match target.job(job_id).await {
+            Ok(job) => {
+                last_heard = Instant::now();
+                if job.state != JobState::Running {
+                    return Ok(job);
+                }
+                context.events.emit(Event::Progress {
+                    number,
+                    phase: job.phase.clone(),
+                    bytes: job.bytes,
+                    total_bytes: (expected_bytes > 0).then_some(expected_bytes),
+                });
+            }
+            Err(e) if last_heard.elapsed() > AGENT_SILENCE_LIMIT => {
+                return Err(StepError::new(format!(
+                    "lost the target's agent for {}s while cloning: {e}; check the target before retrying",
+                    AGENT_SILENCE_LIMIT.as_secs()
+                )));
+            }
+            Err(_) => {}
+        }
+        if started.elapsed() > context.options.clone_timeout {
+            return Err(StepError::new(format!(
+                "the clone did not finish within {:?}",
+                context.options.clone_timeout
+            )));
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+fn describe_restore(restored: &Result<JobStatus, StepError>) -> String {
+    match restored {
+        Ok(job) if job.state == JobState::Failed => {
+            "; the target restored its previous datadir".to_string()
+        }
+        Ok(job) => format!("; the target's job ended as {:?}", job.state),
+        Err(e) => format!("; and the target's state is unknown: {e}"),
+    }
+}
+
+/// Tells the target its copy is proven, so it may delete the old datadir.
+pub async fn confirm(context: &Context, target: &str) -> Result<(), StepError> {
+    let outcome = context
+        .clones
+        .lock()
+        .expect("clone results lock")
+        .get(target)
+        .cloned();
+    let Some(outcome) = outcome else {
+        return Ok(());
+    };
+    let server = &context.topology.servers[target];
+    let client = agents::client_for(&context.topology, server, context.options.connect_timeout)
+        .map_err(|e| StepError::new(e.to_string()))?;
+    client
+        .confirm_clone(&outcome.receive_job)
+        .await
+        .map_err(|e| {
+            StepError::new(format!(
+                "{target}: could not discard the previous datadir: {e}"
+            ))
+        })?;
+    Ok(())
+}

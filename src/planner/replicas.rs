@@ -1,0 +1,452 @@
+//! Planning the replicas: clone the empty ones, start stopped replication,
+//! and report every state this version cannot handle.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use petgraph::graph::NodeIndex;
+
+use super::data::{data_state, DataState};
+use super::gtid;
+use super::step::{CloneStep, DataAtRisk, StartPosition, StartReplicationStep, Step};
+use super::tree::{ObservedSource, ObservedTree};
+use super::{Plan, PlanOptions};
+use crate::observe::{Flavor, Observed, ServerObservation};
+use crate::topology::{Server, Topology};
+
+/// Free space a clone target needs, as a share of the donor's datadir.
+const DISK_HEADROOM: f64 = 1.10;
+/// Plus a fixed margin for the prepare's log files.
+const DISK_MARGIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Planning state shared while walking the desired tree from the primary down.
+struct Walk<'a> {
+    topology: &'a Topology,
+    observed: &'a Observed,
+    tree: &'a ObservedTree,
+    options: &'a PlanOptions,
+    /// Servers built in this plan: the step after which each is usable as a
+    /// donor or source.
+    built: BTreeMap<String, NodeIndex>,
+    /// Servers that cannot be planned: their descendants wait for them.
+    blocked: BTreeSet<String>,
+}
+
+pub fn plan_replicas(
+    topology: &Topology,
+    observed: &Observed,
+    tree: &ObservedTree,
+    options: &PlanOptions,
+    primary_usable: bool,
+    plan: &mut Plan,
+) {
+    let mut blocked = BTreeSet::new();
+    if !primary_usable {
+        blocked.insert(topology.primary().name.clone());
+    }
+    let mut walk = Walk {
+        topology,
+        observed,
+        tree,
+        options,
+        built: BTreeMap::new(),
+        blocked,
+    };
+    for name in desired_order(topology) {
+        let server = &topology.servers[&name];
+        if server.source.is_some() {
+            walk.plan_replica(server, plan);
+        }
+    }
+}
+
+/// Servers from the primary down, level by level, by name within a level, so
+/// that a server's source and donor are planned before it.
+fn desired_order(topology: &Topology) -> Vec<String> {
+    let primary = topology.primary().name.clone();
+    let mut order = Vec::new();
+    let mut queue = VecDeque::from([primary]);
+    while let Some(name) = queue.pop_front() {
+        for server in topology.servers.values() {
+            if server.source.as_deref() == Some(name.as_str()) {
+                queue.push_back(server.name.clone());
+            }
+        }
+        order.push(name);
+    }
+    order
+}
+
+impl Walk<'_> {
+    fn plan_replica(&mut self, server: &Server, plan: &mut Plan) {
+        let name = server.name.as_str();
+        let source = server.source.as_deref().expect("replicas have a source");
+        let donor = server.donor().expect("replicas have a donor");
+        let Some(observation) = self.observed.servers.get(name) else {
+            plan.problem(
+                Some(name),
+                format!("{name} is not in the observed state"),
+                Some("observe again with the same topology file".to_string()),
+            );
+            self.blocked.insert(name.to_string());
+            return;
+        };
+        for upstream in [source, donor] {
+            if self.blocked.contains(upstream) {
+                plan.problem(
+                    Some(name),
+                    format!("{name} waits for {upstream}, which cannot be used (see above)"),
+                    Some(format!("solve the problem reported for {upstream} first")),
+                );
+                self.blocked.insert(name.to_string());
+                return;
+            }
+        }
+
+        if self.options.replace.contains(name) {
+            self.plan_clone(server, observation, true, plan);
+            return;
+        }
+        match self.tree.sources.get(name) {
+            Some(ObservedSource::Server(current)) if current == source => {
+                self.plan_existing_replication(server, observation, plan)
+            }
+            Some(ObservedSource::Server(current)) => self.cannot_yet(
+                plan,
+                name,
+                format!("{name} replicates from {current}, not from {source}"),
+                format!(
+                    "moving a replica to another source (rechain) is not supported by this flipover version yet; \
+                     `--replace {name}` reclones it from {donor} (destructive)"
+                ),
+            ),
+            Some(ObservedSource::Foreign(address)) => self.cannot_yet(
+                plan,
+                name,
+                format!("{name} replicates from {address}, which is not in the topology"),
+                format!("`--replace {name}` reclones it from {donor} (destructive)"),
+            ),
+            Some(ObservedSource::None) | Some(ObservedSource::Unknown) | None => {
+                match data_state(observation) {
+                    DataState::Empty => self.plan_clone(server, observation, false, plan),
+                    DataState::HasData { schemas, gtids } => self.cannot_yet(
+                        plan,
+                        name,
+                        format!(
+                            "{name} holds data ({}) but does not replicate",
+                            describe_data(&schemas, &gtids)
+                        ),
+                        format!(
+                            "flipover does not overwrite data unasked: `--replace {name}` reclones it from {donor} (destructive)"
+                        ),
+                    ),
+                    DataState::StoppedWithFiles => self.cannot_yet(
+                        plan,
+                        name,
+                        format!("mysqld is stopped on {name} and its datadir is not empty"),
+                        format!(
+                            "start mysqld on {name} so flipover can see what it holds, or `--replace {name}` to reclone it (destructive)"
+                        ),
+                    ),
+                    DataState::Unknown => self.cannot_yet(
+                        plan,
+                        name,
+                        format!(
+                            "{name} cannot be observed: mysql: {}; agent: {}",
+                            observation.mysql.error.as_deref().unwrap_or("no answer"),
+                            observation.agent.error.as_deref().unwrap_or("no answer")
+                        ),
+                        format!("start flipover-agent (and mysqld) on {name}"),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// The replica already points at the right source: start it if stopped.
+    fn plan_existing_replication(
+        &mut self,
+        server: &Server,
+        observation: &ServerObservation,
+        plan: &mut Plan,
+    ) {
+        let name = server.name.as_str();
+        let source = server.source.as_deref().expect("replicas have a source");
+        let Some(replica) = observation.facts().and_then(|f| f.replica.as_ref()) else {
+            return;
+        };
+        if let Some(error) = replica
+            .last_io_error
+            .as_ref()
+            .or(replica.last_sql_error.as_ref())
+        {
+            self.cannot_yet(
+                plan,
+                name,
+                format!("replication on {name} is broken: {error}"),
+                format!("fix the cause, or `--replace {name}` to reclone it (destructive)"),
+            );
+            return;
+        }
+        if replica.healthy() || replica.io_running.eq_ignore_ascii_case("connecting") {
+            return;
+        }
+        let start = plan.add_step(Step::StartReplication(StartReplicationStep {
+            target: name.to_string(),
+            source: source.to_string(),
+            position: StartPosition::Configured,
+        }));
+        if let Some(upstream) = self.built.get(source) {
+            plan.depends_on(start, *upstream);
+        }
+        self.built.insert(name.to_string(), start);
+    }
+
+    fn plan_clone(
+        &mut self,
+        server: &Server,
+        target: &ServerObservation,
+        destructive: bool,
+        plan: &mut Plan,
+    ) {
+        let name = server.name.as_str();
+        let source = server.source.as_deref().expect("replicas have a source");
+        let donor = server.donor().expect("replicas have a donor");
+        let problems_before = plan.problems.len();
+
+        self.check_target_agent(name, target, plan);
+        self.check_donor(name, donor, plan);
+        self.check_source_binlogs(name, source, plan);
+        let estimated_bytes = self.donor_bytes(donor);
+        self.check_disk(name, target, donor, estimated_bytes, plan);
+        if plan.problems.len() > problems_before {
+            self.blocked.insert(name.to_string());
+            return;
+        }
+
+        let data_at_risk = destructive.then(|| self.data_at_risk(target, donor));
+        let clone = plan.add_step(Step::Clone(CloneStep {
+            target: name.to_string(),
+            donor: donor.to_string(),
+            destructive,
+            data_at_risk,
+            estimated_bytes,
+        }));
+        if let Some(upstream) = self.built.get(donor) {
+            plan.depends_on(clone, *upstream);
+        }
+        let start = plan.add_step(Step::StartReplication(StartReplicationStep {
+            target: name.to_string(),
+            source: source.to_string(),
+            position: StartPosition::FromClone,
+        }));
+        plan.depends_on(start, clone);
+        if let Some(upstream) = self.built.get(source) {
+            plan.depends_on(start, *upstream);
+        }
+        self.built.insert(name.to_string(), start);
+    }
+
+    fn check_target_agent(&self, name: &str, target: &ServerObservation, plan: &mut Plan) {
+        match &target.agent.facts {
+            None => plan.problem(
+                Some(name),
+                format!(
+                    "cannot clone {name}: its agent is unreachable ({})",
+                    target.agent.error.as_deref().unwrap_or("no answer")
+                ),
+                Some(format!("start flipover-agent on {name} and check access.agent_token")),
+            ),
+            Some(agent) if agent.backup_tool.is_none() => plan.problem(
+                Some(name),
+                format!("cannot clone {name}: it has no mariadb-backup/xtrabackup to unpack and prepare a backup"),
+                Some(format!("install it on {name}: apt-get install mariadb-backup")),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    fn check_donor(&self, name: &str, donor: &str, plan: &mut Plan) {
+        let observation = &self.observed.servers[donor];
+        let agent = observation.agent.facts.as_ref();
+        if self.built.contains_key(donor) {
+            // Built earlier in this plan: it will run with its my.cnf's settings.
+            if agent.is_some_and(|a| a.settings.log_bin.is_none()) {
+                plan.problem(
+                    Some(name),
+                    format!("cannot clone {name}: donor {donor} will not have binary logging (no log-bin in its my.cnf)"),
+                    Some(format!("add log-bin to {donor}'s my.cnf")),
+                );
+            }
+            return;
+        }
+        match observation.facts() {
+            None => {
+                plan.problem(
+                    Some(name),
+                    format!(
+                        "cannot clone {name}: donor {donor} is unreachable: {}",
+                        observation.mysql.error.as_deref().unwrap_or("no answer")
+                    ),
+                    Some(format!("bring {donor} back, or set clone_from = \"…\" on {name} to another donor")),
+                );
+                return;
+            }
+            Some(facts) if !facts.log_bin => plan.problem(
+                Some(name),
+                format!("cannot clone {name}: donor {donor} has binary logging off (a clone needs the backup's binlog position)"),
+                Some(format!("enable log-bin on {donor} (restart needed), or choose another donor with clone_from")),
+            ),
+            Some(_) => {}
+        }
+        match agent {
+            None => plan.problem(
+                Some(name),
+                format!(
+                    "cannot clone {name}: donor {donor}'s agent is unreachable ({}): it streams the backup",
+                    observation.agent.error.as_deref().unwrap_or("no answer")
+                ),
+                Some(format!("start flipover-agent on {donor}")),
+            ),
+            Some(agent) if agent.backup_tool.is_none() => plan.problem(
+                Some(name),
+                format!("cannot clone {name}: donor {donor} has no mariadb-backup/xtrabackup"),
+                Some(format!("install it on {donor}: apt-get install mariadb-backup")),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    /// A replica can only follow a source that writes a binlog, and a source
+    /// that is itself a replica must log what it replicates.
+    fn check_source_binlogs(&self, name: &str, source: &str, plan: &mut Plan) {
+        let source_is_replica = self.topology.servers[source].source.is_some();
+        let observation = &self.observed.servers[source];
+        let (log_bin, log_slave_updates) = if self.built.contains_key(source) {
+            let settings = observation.agent.facts.as_ref().map(|a| &a.settings);
+            (
+                settings.map(|s| s.log_bin.is_some()),
+                settings.map(|s| s.log_slave_updates.unwrap_or(false)),
+            )
+        } else {
+            let facts = observation.facts();
+            (facts.map(|f| f.log_bin), facts.map(|f| f.log_slave_updates))
+        };
+        if log_bin == Some(false) {
+            plan.problem(
+                Some(name),
+                format!(
+                    "source {source} has binary logging off: {name} could not replicate from it"
+                ),
+                Some(format!("enable log-bin on {source}")),
+            );
+        } else if source_is_replica && log_slave_updates == Some(false) {
+            plan.problem(
+                Some(name),
+                format!("source {source} is a replica without log_slave_updates: {name} would miss what {source} replicates"),
+                Some(format!("enable log-slave-updates on {source}")),
+            );
+        }
+    }
+
+    /// The donor's datadir size; for a donor built in this plan, its own donor's.
+    fn donor_bytes(&self, donor: &str) -> Option<u64> {
+        let mut current = donor;
+        for _ in 0..self.topology.servers.len() {
+            if !self.built.contains_key(current) {
+                return self.observed.servers[current]
+                    .agent
+                    .facts
+                    .as_ref()
+                    .and_then(|a| a.datadir_bytes);
+            }
+            current = self.topology.servers[current].donor()?;
+        }
+        None
+    }
+
+    fn check_disk(
+        &self,
+        name: &str,
+        target: &ServerObservation,
+        donor: &str,
+        estimated_bytes: Option<u64>,
+        plan: &mut Plan,
+    ) {
+        let free = target.agent.facts.as_ref().and_then(|a| a.free_disk_bytes);
+        if let (Some(free), Some(needed)) = (free, estimated_bytes) {
+            let needed_with_headroom = (needed as f64 * DISK_HEADROOM) as u64 + DISK_MARGIN_BYTES;
+            if free < needed_with_headroom {
+                plan.problem(
+                    Some(name),
+                    format!(
+                        "cannot clone {name}: it has {} free, a copy of {donor} needs {} (its datadir of {} plus headroom)",
+                        human_bytes(free),
+                        human_bytes(needed_with_headroom),
+                        human_bytes(needed)
+                    ),
+                    Some(format!("free space on {name}'s datadir filesystem (the old datadir is kept until the copy is proven)")),
+                );
+            }
+        }
+    }
+
+    fn data_at_risk(&self, target: &ServerObservation, donor: &str) -> DataAtRisk {
+        let Some(facts) = target.facts() else {
+            return DataAtRisk {
+                schemas: Vec::new(),
+                gtids: vec!["unknown: the server does not answer".to_string()],
+            };
+        };
+        let donor_facts = self.observed.servers[donor].facts();
+        let gtids = match facts.flavor {
+            Flavor::Mariadb => {
+                let own = facts.gtid.binlog_state.as_deref().unwrap_or_default();
+                let donor_state = donor_facts
+                    .and_then(|d| d.gtid.binlog_state.as_deref())
+                    .unwrap_or_default();
+                gtid::not_covered_by(own, donor_state)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            }
+            // GTID set arithmetic for MySQL arrives with its switchover support.
+            Flavor::Mysql => facts.gtid.executed.iter().cloned().collect(),
+        };
+        DataAtRisk {
+            schemas: facts.user_schemas.clone(),
+            gtids,
+        }
+    }
+
+    fn cannot_yet(&mut self, plan: &mut Plan, name: &str, message: String, hint: String) {
+        plan.problem(Some(name), message, Some(hint));
+        self.blocked.insert(name.to_string());
+    }
+}
+
+fn describe_data(schemas: &[String], gtids: &str) -> String {
+    let mut parts = Vec::new();
+    if !schemas.is_empty() {
+        parts.push(format!("schemas {}", schemas.join(", ")));
+    }
+    if !gtids.trim().is_empty() {
+        parts.push(format!("GTIDs {gtids}"));
+    }
+    parts.join("; ")
+}
+
+/// Bytes in binary units with one decimal, for humans.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

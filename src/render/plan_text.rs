@@ -1,0 +1,166 @@
+//! The plan as text: observed vs desired tree (a diff), the steps in order
+//! with what each will do, the problems, and the summary line.
+
+use minijinja::{context, Environment};
+use serde::Serialize;
+use similar::{ChangeTag, TextDiff};
+
+use super::topology_tree;
+use crate::observe::Observed;
+use crate::planner::tree::ObservedTree;
+use crate::planner::{Plan, StartPosition, Step};
+use crate::topology::Topology;
+
+const TEMPLATE: &str = include_str!("templates/plan.txt.j2");
+
+#[derive(Serialize)]
+struct DiffLine {
+    sign: &'static str,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct StepView {
+    number: usize,
+    title: String,
+    destructive: bool,
+    after: Vec<usize>,
+    details: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ProblemView {
+    message: String,
+    hint: Option<String>,
+}
+
+/// Renders `plan` for people. Deterministic: same inputs, same text.
+pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
+    let tree = ObservedTree::from_observed(topology, observed);
+    let observed_text = lines_text(&topology_tree::observed_lines(&tree));
+    let desired_text = lines_text(&topology_tree::desired_lines(topology));
+    let diff: Vec<DiffLine> = TextDiff::from_lines(&observed_text, &desired_text)
+        .iter_all_changes()
+        .map(|change| DiffLine {
+            sign: match change.tag() {
+                ChangeTag::Equal => " ",
+                ChangeTag::Delete => "-",
+                ChangeTag::Insert => "+",
+            },
+            text: change.value().trim_end_matches('\n').to_string(),
+        })
+        .collect();
+
+    let order = plan.ordered();
+    let number_of = |node| {
+        order
+            .iter()
+            .position(|n| *n == node)
+            .map(|i| i + 1)
+            .unwrap_or(0)
+    };
+    let steps: Vec<StepView> = order
+        .iter()
+        .map(|node| {
+            let step = &plan.graph[*node];
+            StepView {
+                number: number_of(*node),
+                title: step.title(),
+                destructive: step.destructive(),
+                after: plan
+                    .dependencies(*node)
+                    .into_iter()
+                    .map(number_of)
+                    .collect(),
+                details: details(topology, step),
+            }
+        })
+        .collect();
+    let problems: Vec<ProblemView> = plan
+        .problems
+        .iter()
+        .map(|p| ProblemView {
+            message: p.message.clone(),
+            hint: p.hint.clone(),
+        })
+        .collect();
+
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_template("plan", TEMPLATE)
+        .expect("the plan template parses");
+    env.get_template("plan")
+        .expect("registered above")
+        .render(context! {
+            diff,
+            steps,
+            problems,
+            summary => plan.summary().line(),
+        })
+        .expect("the plan template renders")
+}
+
+fn lines_text(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// What a step will do, in the order it does it.
+fn details(topology: &Topology, step: &Step) -> Vec<String> {
+    match step {
+        Step::Clone(clone) => {
+            let target = &topology.servers[&clone.target];
+            let size = clone
+                .estimated_bytes
+                .map(|b| format!(", about {}", crate::planner::human_bytes(b)))
+                .unwrap_or_default();
+            let mut lines = Vec::new();
+            if let Some(risk) = &clone.data_at_risk {
+                let schemas = if risk.schemas.is_empty() {
+                    "no user schemas".to_string()
+                } else {
+                    format!("schemas {}", risk.schemas.join(", "))
+                };
+                let gtids = if risk.gtids.is_empty() {
+                    format!("none (every GTID it has is on {})", clone.donor)
+                } else {
+                    risk.gtids.join(", ")
+                };
+                lines.push(format!("overwrites {}'s data: {schemas}", clone.target));
+                lines.push(format!(
+                    "GTIDs lost for good (not on {}): {gtids}",
+                    clone.donor
+                ));
+            }
+            lines.push(format!(
+                "stop mysqld on {}, move its datadir aside (kept until the copy is proven)",
+                clone.target
+            ));
+            lines.push(format!(
+                "{}'s agent streams a physical backup (mariadb-backup{size}) to {}:{}",
+                clone.donor, target.host, target.stream_port
+            ));
+            lines.push(format!("prepare it and start mysqld on {}", clone.target));
+            lines
+        }
+        Step::StartReplication(start) => {
+            let source = &topology.servers[&start.source];
+            let from = match start.position {
+                StartPosition::FromClone => "from the backup's GTID position",
+                StartPosition::Configured => "where its stopped replication left off",
+            };
+            vec![
+                format!(
+                    "replicate from {} ({}) as {} by GTID, {from}",
+                    start.source,
+                    source.mysql_address(),
+                    topology.access.repl_user
+                ),
+                format!(
+                    "verify both replication threads run and {} catches up with {}",
+                    start.target, start.source
+                ),
+            ]
+        }
+    }
+}

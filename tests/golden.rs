@@ -1,0 +1,84 @@
+//! Golden planner cases: each directory of `tests/golden/` holds a
+//! topology.toml, an observed.json (what `flipover status --json` prints) and
+//! optionally `args` (extra plan flags); `plan.txt` is the expected output of
+//! `flipover plan --observed`. `UPDATE_GOLDEN=1 cargo test --test golden`
+//! rewrites the expectations; review the diff before committing it.
+
+mod common;
+
+use std::path::Path;
+
+use common::flipover;
+
+#[test]
+fn every_golden_case_plans_as_recorded() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("topology.toml").is_file())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 8,
+        "at least 8 golden cases, found {}",
+        cases.len()
+    );
+
+    let mut mismatches = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let topology = case.join("topology.toml");
+        let observed = case.join("observed.json");
+        let mut args = vec![
+            "plan".to_string(),
+            "-f".to_string(),
+            topology.display().to_string(),
+            "--observed".to_string(),
+            observed.display().to_string(),
+        ];
+        if let Ok(extra) = std::fs::read_to_string(case.join("args")) {
+            args.extend(extra.split_whitespace().map(str::to_string));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = flipover(&args);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stdout.is_empty(),
+            "{name}: no plan printed; stderr:\n{stderr}"
+        );
+
+        // A plan with problems exits 1, a plan without exits 0.
+        let has_problems = stdout.contains("\nProblems (");
+        assert_eq!(
+            output.status.code(),
+            Some(if has_problems { 1 } else { 0 }),
+            "{name}: exit code; stderr:\n{stderr}"
+        );
+
+        // The same inputs give the same plan, byte for byte.
+        let again = String::from_utf8(flipover(&args).stdout).unwrap();
+        assert_eq!(stdout, again, "{name}: planning is not deterministic");
+
+        let expected_file = case.join("plan.txt");
+        if update {
+            std::fs::write(&expected_file, &stdout).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_file).unwrap_or_default();
+        if expected != stdout {
+            let diff = similar::TextDiff::from_lines(&expected, &stdout)
+                .unified_diff()
+                .header("expected", "actual")
+                .to_string();
+            mismatches.push(format!("{name}:\n{diff}"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "golden plans differ (UPDATE_GOLDEN=1 to accept):\n{}",
+        mismatches.join("\n")
+    );
+}
