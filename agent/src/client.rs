@@ -4,8 +4,12 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::protocol::{routes, ErrorBody, Facts, PROTOCOL_VERSION};
+use crate::protocol::{
+    routes, CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest, ErrorBody, Facts,
+    JobStatus, PROTOCOL_VERSION,
+};
 
 /// Why a call to an agent failed; every variant names the agent so the
 /// operator knows which host to look at.
@@ -15,7 +19,7 @@ pub enum AgentError {
     Unreachable { url: String, message: String },
     #[error("agent at {url} refused the token (401): check access.agent_token")]
     Unauthorized { url: String },
-    #[error("agent at {url} is busy with another mysqld action (409): {message}")]
+    #[error("agent at {url} is busy with another action or job (409): {message}")]
     Busy { url: String, message: String },
     #[error("agent at {url} failed (HTTP {status}): {message}")]
     Failed {
@@ -71,11 +75,54 @@ impl AgentClient {
         self.call_facts(Method::POST, routes::MYSQLD_STOP).await
     }
 
+    /// POST /v1/clone/receive: prechecks, then the target waits for the
+    /// donor in the background; poll the returned job with [`Self::job`].
+    pub async fn clone_receive(
+        &self,
+        request: &CloneReceiveRequest,
+    ) -> Result<JobStatus, AgentError> {
+        self.call(Method::POST, routes::CLONE_RECEIVE, Some(request))
+            .await
+    }
+
+    /// POST /v1/clone/send: the donor streams a backup to the target.
+    pub async fn clone_send(&self, request: &CloneSendRequest) -> Result<JobStatus, AgentError> {
+        self.call(Method::POST, routes::CLONE_SEND, Some(request))
+            .await
+    }
+
+    /// GET /v1/jobs/{id}; an unknown id is `Failed { status: 404 }`.
+    pub async fn job(&self, id: &str) -> Result<JobStatus, AgentError> {
+        // Ids are hex, but never let caller text reshape the path.
+        let encoded: String = id
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let path = format!("{}{encoded}", routes::JOBS_PREFIX);
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// POST /v1/clone/confirm: deletes the previous datadir a succeeded
+    /// receive job kept.
+    pub async fn confirm_clone(&self, job_id: &str) -> Result<JobStatus, AgentError> {
+        let request = ConfirmCloneRequest {
+            job_id: job_id.to_string(),
+        };
+        self.call(Method::POST, routes::CLONE_CONFIRM, Some(&request))
+            .await
+    }
+
     /// Calls a route answering with [`Facts`] and checks the protocol version
     /// before decoding the rest, so a version mismatch is reported as such
     /// rather than as a confusing missing field.
     async fn call_facts(&self, method: Method, path: &str) -> Result<Facts, AgentError> {
-        let value: serde_json::Value = self.call(method, path).await?;
+        let value: serde_json::Value = self.call(method, path, None::<&()>).await?;
         match value.get("protocol_version").and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
             Some(v) => {
@@ -89,18 +136,21 @@ impl AgentClient {
             .map_err(|e| self.protocol(format!("cannot decode facts: {e}")))
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T, AgentError> {
+    async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, AgentError> {
         let url = format!("{}{}", self.base_url, path);
-        let response = self
-            .http
-            .request(method, &url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| AgentError::Unreachable {
-                url: self.base_url.clone(),
-                message: error_chain(&e),
-            })?;
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| AgentError::Unreachable {
+            url: self.base_url.clone(),
+            message: error_chain(&e),
+        })?;
         let status = response.status();
         let body = response
             .bytes()

@@ -1,6 +1,7 @@
 //! Wire types shared by the agent and its clients.
 //!
-//! Every response body is JSON: [`Facts`] on success, [`ErrorBody`] on error.
+//! Every response body is JSON: [`Facts`] or [`JobStatus`] on success,
+//! [`ErrorBody`] on error.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,21 @@ pub mod routes {
     pub const FACTS: &str = "/v1/facts";
     pub const MYSQLD_START: &str = "/v1/mysqld/start";
     pub const MYSQLD_STOP: &str = "/v1/mysqld/stop";
+    /// POST [`super::CloneReceiveRequest`] → [`super::JobStatus`].
+    pub const CLONE_RECEIVE: &str = "/v1/clone/receive";
+    /// POST [`super::CloneSendRequest`] → [`super::JobStatus`].
+    pub const CLONE_SEND: &str = "/v1/clone/send";
+    /// POST [`super::ConfirmCloneRequest`] → [`super::JobStatus`].
+    pub const CLONE_CONFIRM: &str = "/v1/clone/confirm";
+    /// GET → [`super::JobStatus`]; the server's route pattern.
+    pub const JOB: &str = "/v1/jobs/{id}";
+    /// Prefix of [`JOB`] for building a job's URL.
+    pub const JOBS_PREFIX: &str = "/v1/jobs/";
 }
+
+/// First line a donor sends on the target's stream port, followed by a
+/// space, the one-time stream token and `\n`.
+pub const STREAM_MAGIC: &str = "FLIPOVER-STREAM 1";
 
 /// What the agent knows about its host and its mysqld.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +57,29 @@ pub struct Facts {
     /// Path of mariadb-backup (preferred) or xtrabackup.
     pub backup_tool: Option<String>,
     pub settings: MysqldSettings,
+    /// Where receive jobs listen for the donor's stream (`--stream-listen`).
+    #[serde(default)]
+    pub stream_listen: Option<String>,
+    /// The running clone job ("<id> (clone_receive)"), if any.
+    #[serde(default)]
+    pub busy_job: Option<String>,
+    /// The id of that job, for `GET /v1/jobs/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_job_id: Option<String>,
+    /// The position of the physical backup this datadir was restored from
+    /// (its `mariadb_backup_binlog_info`), when it was: lets flipover finish
+    /// a clone whose replication was never started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_backup: Option<BackupPosition>,
+}
+
+/// Binlog coordinates and GTID position a backup was taken at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupPosition {
+    pub binlog_file: String,
+    pub binlog_position: u64,
+    /// "" when the backup recorded no GTID.
+    pub gtid: String,
 }
 
 /// Replication-relevant server settings, as read from the my.cnf server groups.
@@ -64,4 +102,78 @@ pub struct MysqldSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+/// Asks the target agent to receive a physical clone (destructive: the
+/// current datadir is moved aside and replaced).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneReceiveRequest {
+    /// One-time token the donor must present on the stream port.
+    pub stream_token: String,
+    /// Size of the donor's datadir, for the free-space check.
+    pub expected_bytes: u64,
+    /// True: the plan said --replace; false: refuse if the target datadir
+    /// holds user data.
+    pub replace: bool,
+}
+
+/// Asks the donor agent to stream a backup to a target's stream port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneSendRequest {
+    pub target_host: String,
+    pub target_stream_port: u16,
+    pub stream_token: String,
+}
+
+/// Deletes the previous datadir kept by a succeeded receive job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmCloneRequest {
+    pub job_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    CloneReceive,
+    CloneSend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// A background job as the agent sees it right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub id: String,
+    pub kind: JobKind,
+    pub state: JobState,
+    /// Human words: "waiting for the donor", "receiving", "preparing", …
+    pub phase: String,
+    /// Bytes sent (donor) / received (target) so far.
+    pub bytes: u64,
+    pub elapsed_ms: u64,
+    /// On Failed: what went wrong, with the tool's stderr tail.
+    pub error: Option<String>,
+    /// On Succeeded, receive jobs only.
+    pub result: Option<CloneResult>,
+}
+
+/// What a succeeded receive produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneResult {
+    /// From mariadb_backup_binlog_info / xtrabackup_binlog_info ("" when
+    /// the donor had no binary log).
+    pub binlog_file: String,
+    pub binlog_position: u64,
+    /// The GTID position of the backup ("" when none).
+    pub gtid: String,
+    /// Where the old datadir was moved (kept until confirmed; None once
+    /// confirmed or when there was none).
+    pub previous_datadir: Option<String>,
+    pub bytes: u64,
 }

@@ -3,6 +3,7 @@
 //! target prepares it and starts mysqld on it. flipover only hands both a
 //! one-time stream token and watches the two jobs.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flipover_agent::client::AgentClient;
@@ -37,6 +38,16 @@ pub async fn run(context: &Context, number: usize, step: &CloneStep) -> Result<(
         .map_err(|e| StepError::new(e.to_string()))?;
     let donor = agents::client_for(topology, donor_server, timeout)
         .map_err(|e| StepError::new(e.to_string()))?;
+
+    let donor_lock = Arc::clone(
+        context
+            .donors
+            .lock()
+            .expect("donor locks")
+            .entry(step.donor.clone())
+            .or_default(),
+    );
+    let _donor_turn = donor_lock.lock().await;
 
     // Sized now, not at plan time: the donor's datadir may have grown.
     let donor_facts = donor

@@ -3,8 +3,9 @@
 //! Architecture Invariant: only the executor (and the agents it drives)
 //! changes anything on a server, and each step re-checks what it depends on
 //! when it runs, not when it was planned. Steps run as soon as the steps they
-//! depend on have succeeded, concurrently where the DAG allows; after a
-//! failure no new step starts, and the ones depending on it are skipped.
+//! depend on have succeeded, concurrently where the DAG allows. A failed step
+//! skips the steps that depend on it; independent branches still finish, so
+//! a clone that worked is not left without its replication.
 
 pub mod agents;
 mod clone;
@@ -63,7 +64,7 @@ pub enum Outcome {
     Failed {
         error: String,
     },
-    /// Not started: a step it depends on failed, or another step failed first.
+    /// Not started: a step it depends on failed.
     Skipped,
 }
 
@@ -89,6 +90,9 @@ pub(crate) struct Context {
     pub events: EventSink,
     /// Results of finished clones, by target, for the replication step after.
     pub clones: Mutex<BTreeMap<String, clone::CloneOutcome>>,
+    /// One backup at a time per donor: a server runs one backup stage at a
+    /// time, and two streams would only share its disk and network.
+    pub donors: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Runs every step of `plan`. Never panics on a failed step: the report says
@@ -107,37 +111,35 @@ pub async fn apply(
         options: options.clone(),
         events,
         clones: Mutex::new(BTreeMap::new()),
+        donors: Mutex::new(BTreeMap::new()),
     });
 
     let mut outcomes: BTreeMap<NodeIndex, Outcome> = BTreeMap::new();
     let mut running: JoinSet<(NodeIndex, Result<Duration, StepError>)> = JoinSet::new();
     let mut started_nodes = std::collections::BTreeSet::new();
-    let mut failed = false;
     loop {
-        if !failed {
-            for node in &order {
-                let ready = !started_nodes.contains(node)
-                    && plan
-                        .dependencies(*node)
-                        .iter()
-                        .all(|d| matches!(outcomes.get(d), Some(Outcome::Succeeded { .. })));
-                if ready {
-                    started_nodes.insert(*node);
-                    let step = plan.graph[*node].clone();
-                    let context = Arc::clone(&context);
-                    let node = *node;
-                    let step_number = number(node);
-                    context.events.emit(Event::StepStarted {
-                        number: step_number,
-                        total: order.len(),
-                        title: step.title(),
-                    });
-                    running.spawn(async move {
-                        let begun = Instant::now();
-                        let result = run_step(&context, step_number, &step).await;
-                        (node, result.map(|()| begun.elapsed()))
-                    });
-                }
+        for node in &order {
+            let ready = !started_nodes.contains(node)
+                && plan
+                    .dependencies(*node)
+                    .iter()
+                    .all(|d| matches!(outcomes.get(d), Some(Outcome::Succeeded { .. })));
+            if ready {
+                started_nodes.insert(*node);
+                let step = plan.graph[*node].clone();
+                let context = Arc::clone(&context);
+                let node = *node;
+                let step_number = number(node);
+                context.events.emit(Event::StepStarted {
+                    number: step_number,
+                    total: order.len(),
+                    title: step.title(),
+                });
+                running.spawn(async move {
+                    let begun = Instant::now();
+                    let result = run_step(&context, step_number, &step).await;
+                    (node, result.map(|()| begun.elapsed()))
+                });
             }
         }
         let Some(joined) = running.join_next().await else {
@@ -155,7 +157,6 @@ pub async fn apply(
                 Outcome::Succeeded { elapsed }
             }
             Err(error) => {
-                failed = true;
                 context.events.emit(Event::StepFailed {
                     number: number(node),
                     title,

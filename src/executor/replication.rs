@@ -19,15 +19,21 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
     let mut conn = connect(context, target).await?;
     let dialect = Dialect::of(&mut conn).await.map_err(step_error)?;
 
-    match step.position {
-        StartPosition::FromClone => {
-            let gtid = context
+    let start_gtid = match &step.position {
+        StartPosition::FromClone => Some(
+            context
                 .clones
                 .lock()
                 .expect("clone results lock")
                 .get(&step.target)
                 .map(|c| c.gtid.clone())
-                .ok_or_else(|| StepError::new(format!("no clone result for {}", step.target)))?;
+                .ok_or_else(|| StepError::new(format!("no clone result for {}", step.target)))?,
+        ),
+        StartPosition::FromRestoredBackup { gtid } => Some(gtid.clone()),
+        StartPosition::Configured => None,
+    };
+    match start_gtid {
+        Some(gtid) => {
             let repl_password = topology
                 .resolve_secret(topology.access.repl_password.as_ref())
                 .map_err(|e| StepError::new(e.to_string()))?;
@@ -52,7 +58,7 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
                 .await
                 .map_err(step_error)?;
         }
-        StartPosition::Configured => {}
+        None => {}
     }
     conn.execute(dialect.start_replica())
         .await

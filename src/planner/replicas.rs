@@ -126,6 +126,10 @@ impl Walk<'_> {
                 format!("`--replace {name}` reclones it from {donor} (destructive)"),
             ),
             Some(ObservedSource::None) | Some(ObservedSource::Unknown) | None => {
+                if let Some(gtid) = restored_but_not_started(observation) {
+                    self.plan_start(server, StartPosition::FromRestoredBackup { gtid }, plan);
+                    return;
+                }
                 match data_state(observation) {
                     DataState::Empty => self.plan_clone(server, observation, false, plan),
                     DataState::HasData { schemas, gtids } => self.cannot_yet(
@@ -170,7 +174,6 @@ impl Walk<'_> {
         plan: &mut Plan,
     ) {
         let name = server.name.as_str();
-        let source = server.source.as_deref().expect("replicas have a source");
         let Some(replica) = observation.facts().and_then(|f| f.replica.as_ref()) else {
             return;
         };
@@ -190,15 +193,21 @@ impl Walk<'_> {
         if replica.healthy() || replica.io_running.eq_ignore_ascii_case("connecting") {
             return;
         }
+        self.plan_start(server, StartPosition::Configured, plan);
+    }
+
+    /// A start-replication step of its own (not the end of a clone).
+    fn plan_start(&mut self, server: &Server, position: StartPosition, plan: &mut Plan) {
+        let source = server.source.as_deref().expect("replicas have a source");
         let start = plan.add_step(Step::StartReplication(StartReplicationStep {
-            target: name.to_string(),
+            target: server.name.clone(),
             source: source.to_string(),
-            position: StartPosition::Configured,
+            position,
         }));
         if let Some(upstream) = self.built.get(source) {
             plan.depends_on(start, *upstream);
         }
-        self.built.insert(name.to_string(), start);
+        self.built.insert(server.name.clone(), start);
     }
 
     fn plan_clone(
@@ -422,6 +431,30 @@ impl Walk<'_> {
         plan.problem(Some(name), message, Some(hint));
         self.blocked.insert(name.to_string());
     }
+}
+
+/// A server restored from a backup by an earlier clone whose replication
+/// never started: it holds exactly the backup (no GTID written since), and
+/// the backup's position says where to start. Returns that GTID position.
+fn restored_but_not_started(observation: &ServerObservation) -> Option<String> {
+    let facts = observation.facts()?;
+    if facts.replica.is_some() {
+        return None;
+    }
+    let backup = observation.agent.facts.as_ref()?.restored_backup.as_ref()?;
+    if backup.gtid.is_empty() {
+        return None;
+    }
+    let untouched = match facts.flavor {
+        Flavor::Mariadb => facts
+            .gtid
+            .binlog_pos
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty(),
+        Flavor::Mysql => facts.gtid.executed.as_deref() == Some(backup.gtid.as_str()),
+    };
+    untouched.then(|| backup.gtid.clone())
 }
 
 fn describe_data(schemas: &[String], gtids: &str) -> String {

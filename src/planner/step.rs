@@ -68,6 +68,9 @@ pub struct StartReplicationStep {
 pub enum StartPosition {
     /// The GTID of the backup the preceding clone step restored.
     FromClone,
+    /// The GTID of the backup this server was restored from earlier, by a
+    /// clone whose replication never started (an interrupted apply).
+    FromRestoredBackup { gtid: String },
     /// The replica already has replication configured (threads stopped):
     /// just start it where it is.
     Configured,

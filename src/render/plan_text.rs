@@ -145,9 +145,12 @@ fn details(topology: &Topology, step: &Step) -> Vec<String> {
         }
         Step::StartReplication(start) => {
             let source = &topology.servers[&start.source];
-            let from = match start.position {
-                StartPosition::FromClone => "from the backup's GTID position",
-                StartPosition::Configured => "where its stopped replication left off",
+            let from = match &start.position {
+                StartPosition::FromClone => "from the backup's GTID position".to_string(),
+                StartPosition::FromRestoredBackup { gtid } => format!(
+                    "from {gtid}, the position of the backup it was restored from (an earlier clone whose replication never started)"
+                ),
+                StartPosition::Configured => "where its stopped replication left off".to_string(),
             };
             vec![
                 format!(

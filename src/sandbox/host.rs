@@ -128,6 +128,8 @@ pub fn start_agent(setup: &HostSetup<'_>) -> Result<u32, SandboxError> {
             .arg("--supervise")
             .arg("--listen")
             .arg(format!("{}:{}", h.address, h.agent_port))
+            .arg("--stream-listen")
+            .arg(format!("{}:{}", h.address, h.stream_port))
             .arg("--token-file")
             .arg(setup.token_file),
         log,
@@ -138,7 +140,7 @@ pub fn start_agent(setup: &HostSetup<'_>) -> Result<u32, SandboxError> {
     Ok(child)
 }
 
-/// Waits until the agent answers and reports mysqld running.
+/// Waits until the agent answers, has finished starting mysqld, and reports it running.
 pub async fn wait_until_ready(
     setup: &HostSetup<'_>,
     agent_pid: u32,
@@ -154,7 +156,10 @@ pub async fn wait_until_ready(
                 log_tail: process::tail(&h.agent_log(), 20),
             });
         }
-        if let Ok(facts) = client.facts().await {
+        // The agent starts mysqld itself at startup; asking it to start
+        // mysqld too answers "busy" until that start is complete, then
+        // succeeds at once (starting a running mysqld is a no-op).
+        if let Ok(facts) = client.start_mysqld().await {
             if facts.mysqld_running {
                 return Ok(());
             }

@@ -161,7 +161,7 @@ pub async fn up(servers: usize, dir: &Path) -> Result<Sandbox, SandboxError> {
     }
 
     let (mysql_port, agent_port, stream_port) = host_ports();
-    let slot = slots::acquire(&dir, mysql_port)
+    let slot = slots::acquire(&dir, servers, &[mysql_port, agent_port, stream_port])
         .map_err(|e| SandboxError::io("taking an address block", e))?
         .ok_or(SandboxError::NoSlot)?;
     let hosts: Vec<HostState> = (1..=servers)
@@ -363,14 +363,17 @@ async fn stop_hosts(state: &SandboxState) {
     });
     futures::future::join_all(stops).await;
     for host in &state.hosts {
-        if let Some(pid) = process::read_pid(&host.mysqld_pid_file()) {
-            if process::runs(pid, "mariadbd") || process::runs(pid, "mysqld") {
+        // An agent in the middle of a clone puts the previous datadir back
+        // (and restarts mysqld) before it exits: give it time, then stop
+        // whatever mysqld is left.
+        if let Some(pid) = process::read_pid(&host.agent_pid_file()) {
+            if process::runs(pid, "flipover-agent") {
                 process::terminate(pid, Duration::from_secs(60));
             }
         }
-        if let Some(pid) = process::read_pid(&host.agent_pid_file()) {
-            if process::runs(pid, "flipover-agent") {
-                process::terminate(pid, Duration::from_secs(5));
+        if let Some(pid) = process::read_pid(&host.mysqld_pid_file()) {
+            if process::runs(pid, "mariadbd") || process::runs(pid, "mysqld") {
+                process::terminate(pid, Duration::from_secs(60));
             }
         }
     }

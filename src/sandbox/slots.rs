@@ -26,8 +26,9 @@ pub fn address(slot: u8, index: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 77, slot, index as u8)
 }
 
-/// Takes a free slot for the sandbox at `dir` (an absolute path).
-pub fn acquire(dir: &Path, probe_port: u16) -> std::io::Result<Option<u8>> {
+/// Takes a free slot for the sandbox at `dir` (an absolute path) with
+/// `hosts` hosts, each listening on `ports`.
+pub fn acquire(dir: &Path, hosts: usize, ports: &[u16]) -> std::io::Result<Option<u8>> {
     let registry = registry_dir();
     std::fs::create_dir_all(&registry)?;
     for slot in 1..=254u8 {
@@ -40,8 +41,11 @@ pub fn acquire(dir: &Path, probe_port: u16) -> std::io::Result<Option<u8>> {
         }
         match OpenOptions::new().write(true).create_new(true).open(&file) {
             Ok(mut f) => {
-                // Something outside flipover may already listen there.
-                if !port_free(address(slot, 1), probe_port) {
+                // Something may already listen there: a process outside
+                // flipover, or one a crashed sandbox left behind.
+                let taken = (1..=hosts)
+                    .any(|i| ports.iter().any(|port| !port_free(address(slot, i), *port)));
+                if taken {
                     drop(f);
                     let _ = std::fs::remove_file(&file);
                     continue;

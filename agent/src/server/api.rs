@@ -3,17 +3,22 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flipover_agent::protocol::{routes, ErrorBody, Facts};
+use flipover_agent::protocol::{
+    routes, CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest, ErrorBody, Facts, JobKind,
+    JobState, JobStatus,
+};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tracing::{error, info, warn};
 
 use super::auth::{require_token, Token};
+use super::clone::jobs::Jobs;
+use super::clone::{self, CloneConfig};
 use super::facts::{self, HostInfo};
 use super::mysqld;
 
@@ -21,26 +26,42 @@ use super::mysqld;
 #[derive(Clone)]
 pub struct AppState {
     pub host: Arc<HostInfo>,
-    /// Held for the whole of a start or stop: one mysqld action at a time.
+    /// Held for the whole of a start or stop, and of a clone job: one
+    /// action at a time, and no mysqld start/stop while a clone runs.
     pub action: Arc<Mutex<()>>,
+    pub jobs: Arc<Jobs>,
+    pub clone: Arc<CloneConfig>,
 }
 
 impl AppState {
-    pub fn new(host: HostInfo) -> AppState {
+    pub fn new(host: HostInfo, clone: CloneConfig) -> AppState {
         AppState {
             host: Arc::new(host),
             action: Arc::new(Mutex::new(())),
+            jobs: Arc::new(Jobs::default()),
+            clone: Arc::new(clone),
         }
     }
 
     /// The action lock, or Busy when another action holds it. Not waiting
     /// is deliberate: a caller retrying a stuck start should learn why.
     pub fn try_begin_action(&self) -> Result<OwnedMutexGuard<()>, ApiError> {
-        self.action
-            .clone()
-            .try_lock_owned()
-            .map_err(|_| ApiError::Busy("another mysqld start or stop is in progress".to_string()))
+        self.action.clone().try_lock_owned().map_err(|_| {
+            ApiError::Busy(match self.jobs.running() {
+                Some(job) => format!("{} is running", describe_job(&job.status())),
+                None => "another mysqld start or stop is in progress".to_string(),
+            })
+        })
     }
+}
+
+/// "clone_receive job 0123… (receiving)".
+fn describe_job(status: &JobStatus) -> String {
+    let kind = match status.kind {
+        JobKind::CloneReceive => "clone_receive",
+        JobKind::CloneSend => "clone_send",
+    };
+    format!("{kind} job {} ({})", status.id, status.phase)
 }
 
 pub fn router(state: AppState, token: Token) -> Router {
@@ -48,6 +69,10 @@ pub fn router(state: AppState, token: Token) -> Router {
         .route(routes::FACTS, get(get_facts))
         .route(routes::MYSQLD_START, post(start_mysqld))
         .route(routes::MYSQLD_STOP, post(stop_mysqld))
+        .route(routes::CLONE_RECEIVE, post(clone_receive))
+        .route(routes::CLONE_SEND, post(clone_send))
+        .route(routes::CLONE_CONFIRM, post(confirm_clone))
+        .route(routes::JOB, get(get_job))
         .fallback(not_found)
         // Layers added later wrap earlier ones: auth covers the fallback
         // too, and logging sees the 401s.
@@ -63,6 +88,7 @@ pub fn router(state: AppState, token: Token) -> Router {
 #[derive(Debug)]
 pub enum ApiError {
     Unauthorized(&'static str),
+    BadRequest(String),
     NotFound(String),
     Busy(String),
     Failed(String),
@@ -72,6 +98,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = match self {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_string()),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Busy(m) => (StatusCode::CONFLICT, m),
             ApiError::Failed(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
@@ -102,6 +129,74 @@ async fn stop_mysqld(State(state): State<AppState>) -> Result<Json<Facts>, ApiEr
     current_facts(&state).await.map(Json)
 }
 
+async fn clone_receive(
+    State(state): State<AppState>,
+    Json(request): Json<CloneReceiveRequest>,
+) -> Result<Json<JobStatus>, ApiError> {
+    clone::receive::start(&state, request).await.map(Json)
+}
+
+async fn clone_send(
+    State(state): State<AppState>,
+    Json(request): Json<CloneSendRequest>,
+) -> Result<Json<JobStatus>, ApiError> {
+    clone::send::start(&state, request).await.map(Json)
+}
+
+async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobStatus>, ApiError> {
+    state
+        .jobs
+        .get(&id)
+        .map(|job| Json(job.status()))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no job {id} (jobs are forgotten when the agent restarts)"
+            ))
+        })
+}
+
+/// Deletes the previous datadir a succeeded receive kept; repeating it is
+/// harmless.
+async fn confirm_clone(
+    State(state): State<AppState>,
+    Json(request): Json<ConfirmCloneRequest>,
+) -> Result<Json<JobStatus>, ApiError> {
+    let id = &request.job_id;
+    let job = state.jobs.get(id).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no job {id} (jobs are forgotten when the agent restarts)"
+        ))
+    })?;
+    let status = job.status();
+    if status.kind != JobKind::CloneReceive || status.state != JobState::Succeeded {
+        return Err(ApiError::BadRequest(format!(
+            "only a succeeded clone_receive job can be confirmed; {} is {:?}",
+            describe_job(&status),
+            status.state
+        )));
+    }
+    if let Some(previous) = status.result.and_then(|r| r.previous_datadir) {
+        info!(job = %id, previous = %previous, "clone confirmed: deleting the previous datadir");
+        let path = std::path::PathBuf::from(&previous);
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await
+        .map_err(|e| ApiError::Failed(format!("deleting {previous} panicked: {e}")))?
+        .map_err(|e| {
+            ApiError::Failed(format!(
+                "deleting the previous datadir {previous} failed: {e}"
+            ))
+        })?;
+        job.update_result(|r| r.previous_datadir = None);
+    }
+    Ok(Json(job.status()))
+}
+
 async fn not_found(request: Request) -> ApiError {
     ApiError::NotFound(format!(
         "no such endpoint: {} {}",
@@ -113,10 +208,17 @@ async fn not_found(request: Request) -> ApiError {
 /// Facts gathering walks the datadir; keep it off the async workers.
 async fn current_facts(state: &AppState) -> Result<Facts, ApiError> {
     let host = state.host.clone();
-    tokio::task::spawn_blocking(move || facts::gather(&host))
+    let mut facts = tokio::task::spawn_blocking(move || facts::gather(&host))
         .await
         .map_err(|e| ApiError::Failed(format!("gathering facts panicked: {e}")))?
-        .map_err(|e| ApiError::Failed(format!("cannot read the server config: {e}")))
+        .map_err(|e| ApiError::Failed(format!("cannot read the server config: {e}")))?;
+    facts.stream_listen = Some(state.clone.stream_listen.to_string());
+    if let Some(job) = state.jobs.running() {
+        let status = job.status();
+        facts.busy_job = Some(describe_job(&status));
+        facts.busy_job_id = Some(status.id);
+    }
+    Ok(facts)
 }
 
 async fn log_request(request: Request, next: Next) -> Response {

@@ -51,4 +51,29 @@ pub struct Args {
     /// datadir is initialised.
     #[arg(long)]
     pub supervise: bool,
+
+    /// Address and port where receive jobs listen for a donor's backup
+    /// stream. Default: the IP of --listen with port 837.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub stream_listen: Option<SocketAddr>,
+
+    /// Account mariadb-backup/xtrabackup connects as when this host is a
+    /// donor. On Debian root@localhost authenticates by unix socket.
+    #[arg(long, value_name = "USER", default_value = "root")]
+    pub backup_user: String,
+
+    /// File holding the backup account's password (trailing newline
+    /// trimmed). Without it no password is passed.
+    #[arg(long, value_name = "FILE")]
+    pub backup_password_file: Option<PathBuf>,
+}
+
+/// Port of the backup stream when --stream-listen is not given.
+pub const DEFAULT_STREAM_PORT: u16 = 837;
+
+impl Args {
+    pub fn stream_listen(&self) -> SocketAddr {
+        self.stream_listen
+            .unwrap_or_else(|| SocketAddr::new(self.listen.ip(), DEFAULT_STREAM_PORT))
+    }
 }

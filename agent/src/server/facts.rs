@@ -5,8 +5,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use flipover_agent::mycnf::{self, MyCnf, MyCnfError};
-use flipover_agent::protocol::{Facts, PROTOCOL_VERSION};
+use flipover_agent::protocol::{BackupPosition, Facts, PROTOCOL_VERSION};
 
+use super::clone::backup_tool::{parse_binlog_info, Tools};
 use super::process;
 
 /// Where server binaries live when PATH does not list sbin (e.g. under
@@ -90,6 +91,25 @@ pub fn gather(host: &HostInfo) -> Result<Facts, MyCnfError> {
         free_disk_bytes: free_disk_bytes(&datadir),
         backup_tool: host.backup_tool.as_ref().map(|p| p.display().to_string()),
         settings,
+        // Filled by the API layer, which knows the flags and the jobs.
+        stream_listen: None,
+        busy_job: None,
+        busy_job_id: None,
+        restored_backup: restored_backup(&datadir),
+    })
+}
+
+/// The backup position a restored datadir carries (the file mariadb-backup
+/// and xtrabackup leave in it), if any.
+fn restored_backup(datadir: &Path) -> Option<BackupPosition> {
+    Tools::binlog_info_files().iter().find_map(|name| {
+        let text = std::fs::read_to_string(datadir.join(name)).ok()?;
+        let info = parse_binlog_info(&text).ok()?;
+        Some(BackupPosition {
+            binlog_file: info.file,
+            binlog_position: info.position,
+            gtid: info.gtid,
+        })
     })
 }
 

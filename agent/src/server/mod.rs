@@ -6,15 +6,18 @@
 //! - `facts`: host discovery and the facts report
 //! - `mysqld`: starting/stopping mysqld (supervised or via the service manager)
 //! - `process`: /proc inspection (is a pid a live mysqld?)
+//! - `clone`: physical clones (backup stream, receive and send jobs)
 
 pub mod api;
 pub mod args;
 pub mod auth;
+pub mod clone;
 pub mod facts;
 pub mod mysqld;
 pub mod process;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
@@ -39,9 +42,18 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the backup password file {path}: {source}")]
+    BackupPassword {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("serving HTTP failed: {0}")]
     Serve(#[source] std::io::Error),
 }
+
+/// How long a stopping agent waits for running jobs to restore.
+const JOB_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs the agent until SIGINT/SIGTERM. mysqld keeps running when the agent
 /// stops: restarting the agent must never take the database down.
@@ -70,7 +82,25 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         warn!(error = %e, "the server config is unreadable; facts and actions will fail until it is fixed");
     }
 
-    let state = AppState::new(host);
+    let backup_password = match &args.backup_password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| StartupError::BackupPassword {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        ),
+        None => None,
+    };
+    let clone = clone::CloneConfig {
+        stream_listen: args.stream_listen(),
+        backup_user: args.backup_user.clone(),
+        backup_password,
+    };
+    info!(stream_listen = %clone.stream_listen, backup_user = %clone.backup_user, "clone settings");
+    let state = AppState::new(host, clone);
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|source| StartupError::Listen {
@@ -83,10 +113,14 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         autostart(state.clone());
     }
 
+    let jobs = state.jobs.clone();
     axum::serve(listener, api::router(state, token))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(StartupError::Serve)?;
+    // A clone half done would leave the host without its datadir: let the
+    // jobs put things back first (a restore includes a mysqld restart).
+    jobs.shutdown(JOB_SHUTDOWN_TIMEOUT).await;
     info!("flipover-agent stopped (mysqld left as it is)");
     Ok(())
 }

@@ -1,0 +1,626 @@
+//! Physical clones between two real MariaDB servers, each supervised by its
+//! own agent: a full clone, a donor killed mid-stream, a stranger on the
+//! stream port, and the prechecks that must change nothing.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{free_port, write, Agent, TOKEN};
+use flipover_agent::client::{AgentClient, AgentError};
+use flipover_agent::protocol::{
+    CloneReceiveRequest, CloneSendRequest, Facts, JobKind, JobState, JobStatus,
+};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const STREAM_TOKEN: &str = "stream-token-5e2d91";
+
+/// A MariaDB server in a temp dir with its supervising agent, both on
+/// addresses of 127.44.<block>.0/24. Drop kills the agent and stops mysqld.
+struct Host {
+    agent: Option<Agent>,
+    client: AgentClient,
+    conf: PathBuf,
+    datadir: PathBuf,
+    pid_file: PathBuf,
+    stream: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        drop(self.agent.take());
+        let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        if kill(Pid::from_raw(pid), Signal::SIGTERM).is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Host `n` (1 or 2) of address block `block`: agent and stream port on
+/// 127.44.block.(10n+1), mysqld on 127.44.block.(10n+2). `extra` is
+/// appended to the [mysqld] group.
+fn host(block: u8, n: u8, extra: &str) -> Host {
+    let agent_ip = Ipv4Addr::new(127, 44, block, 10 * n + 1);
+    let mysql_ip = Ipv4Addr::new(127, 44, block, 10 * n + 2);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let datadir = d.join("data");
+    std::fs::create_dir_all(d.join("tmp")).unwrap();
+    let conf = d.join("my.cnf");
+    write(
+        &conf,
+        &format!(
+            "[client-server]\nsocket={d}/mysqld.sock\nport={port}\n\n\
+             [mysqld]\ndatadir={data}\npid-file={d}/mysqld.pid\nbind-address={mysql_ip}\n\
+             user=root\ntmpdir={d}/tmp\nlog-bin=mysql-bin\nserver-id={n}\nlog-error={d}/mysqld.err\n\
+             innodb_buffer_pool_size=32M\ninnodb_log_file_size=16M\nskip-name-resolve\n{extra}\n",
+            d = d.display(),
+            data = datadir.display(),
+            port = free_port(mysql_ip),
+        ),
+    );
+    let output = Command::new("mariadb-install-db")
+        .arg(format!("--defaults-file={}", conf.display()))
+        .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+        .output()
+        .expect("run mariadb-install-db");
+    assert!(
+        output.status.success(),
+        "mariadb-install-db failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stream = SocketAddr::from((agent_ip, free_port(agent_ip)));
+    let agent = Agent::start(
+        agent_ip,
+        &[
+            "-c",
+            conf.to_str().unwrap(),
+            "--supervise",
+            "--stream-listen",
+            &stream.to_string(),
+        ],
+        Some(TOKEN),
+    );
+    let client = agent.client(TOKEN);
+    Host {
+        agent: Some(agent),
+        client,
+        conf,
+        pid_file: d.join("mysqld.pid"),
+        datadir,
+        stream,
+        dir,
+    }
+}
+
+impl Host {
+    /// Runs SQL with the mariadb client over the socket; the rows as text.
+    fn sql(&self, sql: &str) -> String {
+        let output = Command::new("mariadb")
+            .arg(format!("--defaults-file={}", self.conf.display()))
+            .args(["-uroot", "-N", "-B", "-e", sql])
+            .output()
+            .expect("run the mariadb client");
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+
+    /// Waits until the agent's autostart is over: starting an already
+    /// running mysqld succeeds once nothing holds the action lock.
+    async fn wait_running(&self) -> Facts {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.client.start_mysqld().await {
+                Ok(f) if f.mysqld_running => return f,
+                Ok(_) | Err(AgentError::Busy { .. }) => {}
+                Err(e) => panic!("start: {e}"),
+            }
+            assert!(Instant::now() < deadline, "mysqld did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn receive_request(&self, expected_bytes: u64, replace: bool) -> CloneReceiveRequest {
+        CloneReceiveRequest {
+            stream_token: STREAM_TOKEN.to_string(),
+            expected_bytes,
+            replace,
+        }
+    }
+
+    fn send_request_to(&self, target: &Host) -> CloneSendRequest {
+        CloneSendRequest {
+            target_host: target.stream.ip().to_string(),
+            target_stream_port: target.stream.port(),
+            stream_token: STREAM_TOKEN.to_string(),
+        }
+    }
+
+    /// Entries next to the datadir, e.g. a kept `data.flipover-previous-…`.
+    fn siblings(&self) -> BTreeSet<String> {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("data"))
+            .collect()
+    }
+}
+
+/// Relative paths of all files under `dir`.
+fn file_list(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(p) = pending.pop() {
+        for entry in std::fs::read_dir(&p).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.insert(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Polls a job until it leaves Running.
+async fn finished(client: &AgentClient, id: &str, timeout: Duration) -> JobStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = client.job(id).await.unwrap();
+        if status.state != JobState::Running {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "job still running: {status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_phase(client: &AgentClient, id: &str, phase: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client.job(id).await.unwrap();
+        if status.phase == phase {
+            return;
+        }
+        assert_eq!(status.state, JobState::Running, "{status:?}");
+        assert!(
+            Instant::now() < deadline,
+            "never reached {phase:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn put_shop(host: &Host) {
+    host.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(20)); \
+         INSERT INTO shop.items VALUES (1,'apple'),(2,'pear'),(3,'plum')",
+    );
+}
+
+fn put_marker(host: &Host) {
+    host.sql(
+        "SET sql_log_bin=0; CREATE DATABASE keep; CREATE TABLE keep.marker (v VARCHAR(20)); \
+         INSERT INTO keep.marker VALUES ('still-here')",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_copies_the_donor_and_keeps_the_previous_datadir() {
+    let started = Instant::now();
+    let (donor, target) = (host(1, 1, ""), host(1, 2, ""));
+    let donor_facts = donor.wait_running().await;
+    target.wait_running().await;
+    put_shop(&donor);
+    let gtid = donor.sql("SELECT @@gtid_binlog_pos");
+
+    let expected = donor_facts.datadir_bytes.unwrap();
+    let receive = target
+        .client
+        .clone_receive(&target.receive_request(expected, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        (receive.kind, receive.state),
+        (JobKind::CloneReceive, JobState::Running)
+    );
+    // While it runs, mysqld actions and facts say why the agent is busy.
+    let err = target.client.start_mysqld().await.unwrap_err();
+    assert!(matches!(err, AgentError::Busy { .. }), "{err}");
+    assert!(target
+        .client
+        .facts()
+        .await
+        .unwrap()
+        .busy_job
+        .unwrap()
+        .contains(&receive.id));
+
+    let send = donor
+        .client
+        .clone_send(&donor.send_request_to(&target))
+        .await
+        .unwrap();
+    assert_eq!(send.kind, JobKind::CloneSend);
+    let sent = finished(&donor.client, &send.id, Duration::from_secs(50)).await;
+    let received = finished(&target.client, &receive.id, Duration::from_secs(50)).await;
+    assert_eq!(sent.state, JobState::Succeeded, "{sent:?}");
+    assert_eq!(received.state, JobState::Succeeded, "{received:?}");
+    assert_eq!(sent.bytes, received.bytes);
+    let result = received.result.clone().unwrap();
+    assert!(result.binlog_file.starts_with("mysql-bin."), "{result:?}");
+    assert!(result.binlog_position > 0, "{result:?}");
+    assert_eq!(result.gtid, gtid);
+    assert!(!gtid.is_empty());
+    assert_eq!(result.bytes, received.bytes);
+
+    // The target runs on the donor's data, under its own config.
+    assert_eq!(
+        target.sql("SELECT GROUP_CONCAT(name ORDER BY id) FROM shop.items"),
+        "apple,pear,plum"
+    );
+    assert_eq!(target.sql("SELECT @@server_id"), "2");
+    let facts = target.client.facts().await.unwrap();
+    assert!(facts.mysqld_running && facts.busy_job.is_none());
+
+    // The previous datadir is kept until confirmed.
+    let previous = PathBuf::from(result.previous_datadir.unwrap());
+    assert!(previous.join("mysql").is_dir(), "{}", previous.display());
+    assert_eq!(
+        previous,
+        target
+            .datadir
+            .with_file_name(format!("data.flipover-previous-{}", receive.id))
+    );
+    let confirmed = target.client.confirm_clone(&receive.id).await.unwrap();
+    assert_eq!(confirmed.result.unwrap().previous_datadir, None);
+    assert!(!previous.exists());
+    assert_eq!(target.siblings(), BTreeSet::from(["data".to_string()]));
+    // Unknown jobs are 404, and a send job cannot be confirmed.
+    let err = target.client.job("0123456789abcdef").await.unwrap_err();
+    assert!(
+        matches!(err, AgentError::Failed { status: 404, .. }),
+        "{err}"
+    );
+    let err = donor.client.confirm_clone(&send.id).await.unwrap_err();
+    assert!(
+        matches!(err, AgentError::Failed { status: 400, .. }),
+        "{err}"
+    );
+    eprintln!(
+        "clone of {} bytes took {} ms (test {} ms)",
+        received.bytes,
+        received.elapsed_ms,
+        started.elapsed().as_millis()
+    );
+}
+
+/// Children of `pid` other than mysqld (which outlives its agent), from /proc.
+fn tools_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                })
+                == Some(pid)
+        })
+        .filter(|p| {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            !matches!(comm.trim(), "mariadbd" | "mysqld")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_donor_agent_mid_stream_restores_the_target() {
+    let started = Instant::now();
+    let (mut donor, target) = (
+        host(
+            2,
+            1,
+            "innodb_buffer_pool_size=128M\ninnodb_flush_log_at_trx_commit=0",
+        ),
+        host(2, 2, ""),
+    );
+    donor.wait_running().await;
+    target.wait_running().await;
+    // ~300 MB, so the stream takes long enough to be killed midway.
+    donor.sql(
+        "SET sql_log_bin=0; CREATE DATABASE big; \
+         CREATE TABLE big.rows (id INT PRIMARY KEY, v VARCHAR(7000)) ENGINE=InnoDB; \
+         INSERT INTO big.rows SELECT seq, REPEAT(MD5(seq), 200) FROM big.seq_1_to_48000",
+    );
+    put_marker(&target);
+    let before = file_list(&target.datadir);
+    let pid_before = target.client.facts().await.unwrap().mysqld_pid.unwrap();
+    eprintln!("setup took {} ms", started.elapsed().as_millis());
+
+    let receive = target
+        .client
+        .clone_receive(&target.receive_request(400 << 20, true))
+        .await
+        .unwrap();
+    donor
+        .client
+        .clone_send(&donor.send_request_to(&target))
+        .await
+        .unwrap();
+    // Kill the donor's agent as a host crash would, once data flows.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = target.client.job(&receive.id).await.unwrap();
+        assert_eq!(status.state, JobState::Running, "{status:?}");
+        if status.bytes > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no bytes arrived: {status:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let agent = donor.agent.as_mut().unwrap();
+    let agent_pid = agent.child.id();
+    let tools = tools_of(agent_pid);
+    assert!(!tools.is_empty(), "the donor agent runs no backup tool");
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    // The backup tool dies with its agent (PDEATHSIG), like on a host crash.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tools
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "backup tool {tools:?} outlived its agent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let status = finished(&target.client, &receive.id, Duration::from_secs(40)).await;
+    assert_eq!(status.state, JobState::Failed, "{status:?}");
+    let error = status.error.unwrap();
+    assert!(error.contains("ended before its end marker"), "{error}");
+    assert!(status.phase.contains("restored"), "{}", status.phase);
+    assert!(
+        status.bytes > 0 && status.bytes < 300 << 20,
+        "{}",
+        status.bytes
+    );
+    eprintln!(
+        "target failed after {} bytes in {} ms",
+        status.bytes, status.elapsed_ms
+    );
+
+    // The old datadir is back and mysqld runs on it again.
+    let facts = target.client.facts().await.unwrap();
+    assert!(facts.mysqld_running);
+    assert_ne!(facts.mysqld_pid, Some(pid_before));
+    assert_eq!(target.sql("SELECT v FROM keep.marker"), "still-here");
+    let after = file_list(&target.datadir);
+    let missing: Vec<_> = before.difference(&after).collect();
+    assert!(missing.is_empty(), "files lost: {missing:?}");
+    // The restart only adds a binlog.
+    let added: Vec<_> = after
+        .difference(&before)
+        .filter(|f| !f.starts_with("mysql-bin."))
+        .collect();
+    assert!(added.is_empty(), "files added: {added:?}");
+    assert_eq!(target.siblings(), BTreeSet::from(["data".to_string()]));
+    eprintln!("test took {} ms", started.elapsed().as_millis());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_stream_token_is_dropped() {
+    let (donor, target) = (host(3, 1, ""), host(3, 2, ""));
+    donor.wait_running().await;
+    target.wait_running().await;
+    put_shop(&donor);
+    let receive = target
+        .client
+        .clone_receive(&target.receive_request(10 << 20, false))
+        .await
+        .unwrap();
+    wait_phase(&target.client, &receive.id, "waiting for the donor").await;
+
+    for header in [
+        "FLIPOVER-STREAM 1 not-the-token-xyz\n",
+        "GET / HTTP/1.1\r\n\r\n",
+    ] {
+        let mut stranger = TcpStream::connect(target.stream).unwrap();
+        stranger
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        stranger.write_all(header.as_bytes()).unwrap();
+        let mut buf = [0u8; 16];
+        // Disconnected: EOF, or a reset when our unread bytes were discarded.
+        match stranger.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("{header:?}: expected a disconnect, got {other:?}"),
+        }
+        let status = target.client.job(&receive.id).await.unwrap();
+        assert_eq!(
+            (status.state, status.phase.as_str()),
+            (JobState::Running, "waiting for the donor")
+        );
+    }
+
+    let send = donor
+        .client
+        .clone_send(&donor.send_request_to(&target))
+        .await
+        .unwrap();
+    let received = finished(&target.client, &receive.id, Duration::from_secs(50)).await;
+    assert_eq!(received.state, JobState::Succeeded, "{received:?}");
+    let sent = finished(&donor.client, &send.id, Duration::from_secs(10)).await;
+    assert_eq!(sent.state, JobState::Succeeded, "{sent:?}");
+    assert_eq!(target.sql("SELECT COUNT(*) FROM shop.items"), "3");
+}
+
+/// A precheck failure changes nothing: same mysqld, same files.
+async fn assert_untouched(target: &Host, pid: u32, files: &BTreeSet<String>) {
+    let facts = target.client.facts().await.unwrap();
+    assert_eq!(facts.mysqld_pid, Some(pid));
+    assert!(facts.busy_job.is_none());
+    assert_eq!(&file_list(&target.datadir), files);
+    assert_eq!(target.siblings(), BTreeSet::from(["data".to_string()]));
+    // Nothing listens on the stream port.
+    assert!(TcpStream::connect(target.stream).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_without_enough_disk() {
+    let target = host(4, 1, "");
+    let pid = target.wait_running().await.mysqld_pid.unwrap();
+    let files = file_list(&target.datadir);
+    let err = target
+        .client
+        .clone_receive(&target.receive_request(u64::MAX / 4, true))
+        .await
+        .unwrap_err();
+    let AgentError::Failed {
+        status: 400,
+        message,
+        ..
+    } = &err
+    else {
+        panic!("expected 400, got {err}");
+    };
+    assert!(message.contains("not enough free disk"), "{message}");
+    assert!(
+        message.contains("bytes free") && message.contains("needed"),
+        "{message}"
+    );
+    assert_untouched(&target, pid, &files).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_user_data_without_replace() {
+    let target = host(5, 1, "");
+    let pid = target.wait_running().await.mysqld_pid.unwrap();
+    put_marker(&target);
+    let files = file_list(&target.datadir);
+    let err = target
+        .client
+        .clone_receive(&target.receive_request(10 << 20, false))
+        .await
+        .unwrap_err();
+    let AgentError::Failed {
+        status: 400,
+        message,
+        ..
+    } = &err
+    else {
+        panic!("expected 400, got {err}");
+    };
+    assert!(
+        message.contains("refusing to overwrite user data without replace"),
+        "{message}"
+    );
+    assert!(message.contains("keep"), "{message}");
+    assert_untouched(&target, pid, &files).await;
+    assert_eq!(target.sql("SELECT v FROM keep.marker"), "still-here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_receive_is_busy() {
+    let target = host(6, 1, "");
+    target.wait_running().await;
+    put_marker(&target);
+    let request = target.receive_request(10 << 20, true);
+    let first = target.client.clone_receive(&request).await.unwrap();
+    let err = target.client.clone_receive(&request).await.unwrap_err();
+    assert!(
+        matches!(&err, AgentError::Busy { message, .. } if message.contains(&first.id)),
+        "{err}"
+    );
+    let err = target.client.stop_mysqld().await.unwrap_err();
+    assert!(matches!(err, AgentError::Busy { .. }), "{err}");
+
+    // A "donor" with the right token that dies before sending anything:
+    // the job fails and the target is restored.
+    wait_phase(&target.client, &first.id, "waiting for the donor").await;
+    let mut donor = TcpStream::connect(target.stream).unwrap();
+    donor
+        .write_all(format!("FLIPOVER-STREAM 1 {STREAM_TOKEN}\n").as_bytes())
+        .unwrap();
+    drop(donor);
+    let status = finished(&target.client, &first.id, Duration::from_secs(40)).await;
+    assert_eq!(status.state, JobState::Failed, "{status:?}");
+    assert!(
+        status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("ended before its end marker"),
+        "{status:?}"
+    );
+    assert!(target.client.facts().await.unwrap().mysqld_running);
+    assert_eq!(target.sql("SELECT v FROM keep.marker"), "still-here");
+    assert_eq!(target.siblings(), BTreeSet::from(["data".to_string()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_agent_mid_receive_restores_the_target() {
+    let mut target = host(7, 1, "");
+    target.wait_running().await;
+    put_marker(&target);
+    let files = file_list(&target.datadir);
+    let receive = target
+        .client
+        .clone_receive(&target.receive_request(10 << 20, true))
+        .await
+        .unwrap();
+    wait_phase(&target.client, &receive.id, "waiting for the donor").await;
+    assert!(!target.datadir.join("keep").exists());
+
+    // SIGTERM: the agent puts the datadir back and restarts mysqld first.
+    let agent = target.agent.as_mut().unwrap();
+    kill(Pid::from_raw(agent.child.id() as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(status) = agent.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the agent did not exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert_eq!(target.sql("SELECT v FROM keep.marker"), "still-here");
+    let after = file_list(&target.datadir);
+    assert!(
+        files.is_subset(&after),
+        "files lost: {:?}",
+        files.difference(&after)
+    );
+    assert_eq!(target.siblings(), BTreeSet::from(["data".to_string()]));
+}
