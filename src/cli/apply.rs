@@ -167,6 +167,13 @@ fn progress_sink() -> EventSink {
                     }
                 }
             }
+            Event::Note {
+                number,
+                title,
+                text,
+            } => {
+                eprintln!("[{number}] {title}: {text}");
+            }
             Event::StepSucceeded {
                 number,
                 title,

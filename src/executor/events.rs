@@ -19,6 +19,12 @@ pub enum Event {
         bytes: u64,
         total_bytes: Option<u64>,
     },
+    /// Something measured or worth knowing, e.g. a switchover's write-block.
+    Note {
+        number: usize,
+        title: String,
+        text: String,
+    },
     StepSucceeded {
         number: usize,
         title: String,

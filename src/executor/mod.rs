@@ -10,7 +10,9 @@
 pub mod agents;
 mod clone;
 mod events;
+mod rechain;
 mod replication;
+mod switchover;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -185,5 +187,8 @@ async fn run_step(context: &Context, number: usize, step: &Step) -> Result<(), S
     match step {
         Step::Clone(clone_step) => clone::run(context, number, clone_step).await,
         Step::StartReplication(start) => replication::start(context, start).await,
+        Step::Rechain(rechain) => rechain::run(context, rechain).await,
+        Step::Switchover(switch) => switchover::run(context, number, switch).await,
+        Step::SetReadOnly(set) => replication::set_read_only(context, set).await,
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{clone, Context, StepError};
 use crate::db::{self, Connection, Endpoint};
-use crate::planner::{StartPosition, StartReplicationStep};
+use crate::planner::{SetReadOnlyStep, StartPosition, StartReplicationStep};
 use crate::sql::{self, Dialect, SourceAddress};
 use crate::topology::Server;
 
@@ -34,15 +34,7 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
     };
     match start_gtid {
         Some(gtid) => {
-            let repl_password = topology
-                .resolve_secret(topology.access.repl_password.as_ref())
-                .map_err(|e| StepError::new(e.to_string()))?;
-            let address = SourceAddress {
-                host: source.host.clone(),
-                port: source.port,
-                user: topology.access.repl_user.clone(),
-                password: repl_password,
-            };
+            let address = source_address(context, source)?;
             // A backup carries no replica configuration, but a --replace
             // target's stale one must not survive either.
             conn.execute(dialect.stop_replica())
@@ -60,6 +52,10 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
         }
         None => {}
     }
+    // A replica is read-only: writes belong on the primary.
+    conn.execute(&dialect.set_read_only(true))
+        .await
+        .map_err(step_error)?;
     conn.execute(dialect.start_replica())
         .await
         .map_err(step_error)?;
@@ -73,7 +69,20 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
     Ok(())
 }
 
-async fn connect(context: &Context, server: &Server) -> Result<Connection, StepError> {
+/// Makes a server read-only or writable (the read-only hygiene step).
+pub async fn set_read_only(context: &Context, step: &SetReadOnlyStep) -> Result<(), StepError> {
+    let server = &context.topology.servers[&step.target];
+    let mut conn = connect(context, server).await?;
+    let dialect = Dialect::of(&mut conn).await.map_err(step_error)?;
+    conn.execute(&dialect.set_read_only(step.read_only))
+        .await
+        .map_err(step_error)?;
+    conn.close().await;
+    Ok(())
+}
+
+/// The admin account's connection to `server`.
+pub(super) async fn connect(context: &Context, server: &Server) -> Result<Connection, StepError> {
     let topology = &context.topology;
     let password = topology
         .resolve_secret(topology.access.password.as_ref())
@@ -91,7 +100,7 @@ async fn connect(context: &Context, server: &Server) -> Result<Connection, StepE
 }
 
 /// Both threads must run; a replication error ends the wait at once.
-async fn wait_for_threads(
+pub(super) async fn wait_for_threads(
     conn: &mut Connection,
     dialect: Dialect,
     name: &str,
@@ -130,7 +139,7 @@ async fn wait_for_threads(
                 if status.sql_running { "Yes" } else { "No" }
             )));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -170,6 +179,37 @@ async fn catch_up(
     }
 }
 
-fn step_error(error: db::DbError) -> StepError {
+/// The repl account's address of `source`, for CHANGE MASTER.
+pub(super) fn source_address(
+    context: &Context,
+    source: &Server,
+) -> Result<SourceAddress, StepError> {
+    let topology = &context.topology;
+    let password = topology
+        .resolve_secret(topology.access.repl_password.as_ref())
+        .map_err(|e| StepError::new(e.to_string()))?;
+    Ok(SourceAddress {
+        host: source.host.clone(),
+        port: source.port,
+        user: topology.access.repl_user.clone(),
+        password,
+    })
+}
+
+/// A single-value query's answer (column `name`).
+pub(super) async fn value(
+    conn: &mut Connection,
+    query: &str,
+    name: &str,
+) -> Result<String, StepError> {
+    Ok(conn
+        .first_row(query)
+        .await
+        .map_err(step_error)?
+        .and_then(|row| sql::column(&row, name).map(str::to_string))
+        .unwrap_or_default())
+}
+
+pub(super) fn step_error(error: db::DbError) -> StepError {
     StepError::new(error.to_string())
 }

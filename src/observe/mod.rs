@@ -168,6 +168,15 @@ async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError>
         .await?
         .map(|row| dialect.parse_replica_status(&row))
         .transpose()?;
+    let longest_transaction_seconds = conn
+        .first_row(sql::LONGEST_TRANSACTION_QUERY)
+        .await?
+        .and_then(|row| sql::column(&row, "age").and_then(|v| v.parse().ok()))
+        .unwrap_or(0);
+    let binlog_oldest_gtid = match dialect {
+        Dialect::Mariadb if variables.log_bin => oldest_binlog_gtid(conn).await?,
+        _ => None,
+    };
     let user_schemas = conn
         .rows(sql::USER_SCHEMAS_QUERY)
         .await?
@@ -188,8 +197,20 @@ async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError>
         binlog,
         gtid: variables.gtid,
         user_schemas,
+        longest_transaction_seconds,
+        binlog_oldest_gtid,
         replica,
     })
+}
+
+/// MariaDB: the Gtid_list at the head of the oldest binlog on disk.
+async fn oldest_binlog_gtid(conn: &mut db::Connection) -> Result<Option<String>, FactsError> {
+    let logs = conn.rows(sql::mariadb::BINARY_LOGS).await?;
+    let Some(first) = logs.first().and_then(|row| sql::column(row, "Log_name")) else {
+        return Ok(None);
+    };
+    let events = conn.rows(&sql::mariadb::binlog_head_events(first)).await?;
+    Ok(sql::mariadb::gtid_list_of(&events))
 }
 
 async fn observe_agent(

@@ -75,6 +75,15 @@ pub struct MysqlFacts {
     pub gtid: GtidState,
     /// Schemas other than the server's own (mysql, sys, the schemas).
     pub user_schemas: Vec<String>,
+    /// Age in seconds of the oldest open InnoDB transaction (0 when none):
+    /// a switchover waits for it, so the plan refuses long ones.
+    #[serde(default)]
+    pub longest_transaction_seconds: u64,
+    /// MariaDB: the GTID state at the start of the oldest binary log still on
+    /// disk (its Gtid_list event). A replica whose position is older cannot
+    /// be served from this server's binlogs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog_oldest_gtid: Option<String>,
     /// Replication from a source, when configured (`SHOW SLAVE/REPLICA STATUS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaStatus>,
@@ -160,6 +169,22 @@ impl ReplicaStatus {
 }
 
 impl MysqlFacts {
+    /// MariaDB: every GTID this server is known to hold, per domain and
+    /// server_id: its binlog state plus what it applied as a replica. A server
+    /// built from a backup holds its donor's history without having it in its
+    /// own binlog; `gtid_slave_pos` still records it.
+    pub fn known_gtid_state(&self) -> String {
+        [
+            self.gtid.binlog_state.as_deref(),
+            self.gtid.slave_pos.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
+    }
+
     /// The position to show for humans: GTID per flavor.
     pub fn gtid_summary(&self) -> Option<&str> {
         match self.flavor {

@@ -7,7 +7,9 @@
 mod data;
 pub mod gtid;
 mod plan;
+mod read_only;
 mod replicas;
+mod switchover;
 pub use replicas::human_bytes;
 pub mod step;
 pub mod tree;
@@ -18,8 +20,12 @@ use crate::observe::Observed;
 use crate::topology::Topology;
 pub use data::{data_state, DataState};
 pub use plan::{Plan, Problem, Summary};
-pub use step::{CloneStep, DataAtRisk, StartPosition, StartReplicationStep, Step, StepKind};
-use tree::{ObservedSource, ObservedTree};
+pub use step::{
+    CloneStep, DataAtRisk, RechainStep, SetReadOnlyStep, StartPosition, StartReplicationStep, Step,
+    StepKind, SwitchoverStep,
+};
+use switchover::CurrentPrimary;
+use tree::ObservedTree;
 
 /// What the user asked for beyond the topology file.
 #[derive(Debug, Clone, Default)]
@@ -33,15 +39,26 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     let mut plan = Plan::default();
     let tree = ObservedTree::from_observed(topology, observed);
     check_options(topology, options, &mut plan);
-    let primary_usable = check_primary(topology, observed, &tree, &mut plan);
-    replicas::plan_replicas(
-        topology,
-        observed,
-        &tree,
-        options,
-        primary_usable,
-        &mut plan,
-    );
+    let current = switchover::current_primary(topology, observed, &tree, &mut plan);
+    // A primary being replaced is the switchover's business, planned or refused.
+    let outgoing_primary = match &current {
+        CurrentPrimary::Upstream(old) => Some(old.clone()),
+        _ => None,
+    };
+    let switchover = match current {
+        CurrentPrimary::Itself => Some(None),
+        CurrentPrimary::Upstream(old) => {
+            switchover::plan_switchover(topology, observed, &old, &mut plan)
+                .map(|node| Some((old, node)))
+        }
+        CurrentPrimary::Unknown => None,
+    };
+    // Without a usable primary (or with a refused switchover) the problems
+    // above say why; planning replicas around it would only repeat them.
+    if let Some(switchover) = switchover {
+        replicas::plan_replicas(topology, observed, &tree, options, switchover, &mut plan);
+        read_only::plan_read_only(topology, observed, outgoing_primary.as_deref(), &mut plan);
+    }
     plan
 }
 
@@ -69,49 +86,4 @@ fn check_options(topology: &Topology, options: &PlanOptions, plan: &mut Plan) {
             );
         }
     }
-}
-
-/// The desired primary must be up and not replicating; switchover and
-/// failover, which change that, arrive with later issues. Returns whether
-/// replicas can be built from it.
-fn check_primary(
-    topology: &Topology,
-    observed: &Observed,
-    tree: &ObservedTree,
-    plan: &mut Plan,
-) -> bool {
-    let primary = topology.primary();
-    let Some(server) = observed.servers.get(&primary.name) else {
-        plan.problem(
-            Some(&primary.name),
-            format!("{} is not in the observed state", primary.name),
-            Some("observe again with the same topology file".to_string()),
-        );
-        return false;
-    };
-    let problem = match tree.sources.get(&primary.name) {
-        Some(ObservedSource::None) => return true,
-        Some(ObservedSource::Server(source)) => (
-            format!("{} is to be the primary but replicates from {source}", primary.name),
-            "planned switchover is not supported by this flipover version yet; make the topology name the current primary",
-        ),
-        Some(ObservedSource::Foreign(address)) => (
-            format!(
-                "{} is to be the primary but replicates from {address}, which is not in the topology",
-                primary.name
-            ),
-            "stop that replication by hand or add the source to the topology",
-        ),
-        Some(ObservedSource::Unknown) | None => (
-            format!(
-                "primary {} is unreachable: {}",
-                primary.name,
-                server.mysql.error.as_deref().unwrap_or("no answer")
-            ),
-            "failover is not supported by this flipover version yet; bring the primary back",
-        ),
-    };
-    plan.problem(Some(&primary.name), problem.0, Some(problem.1.to_string()));
-    // A primary that answers can still be a donor and source for replicas.
-    server.mysql.facts.is_some()
 }

@@ -33,6 +33,7 @@ pub struct Summary {
     pub failover: usize,
     /// start-replication steps that do not just finish a clone.
     pub start_replication: usize,
+    pub set_read_only: usize,
     pub destructive: usize,
 }
 
@@ -119,6 +120,9 @@ impl Plan {
                         summary.start_replication += 1;
                     }
                 }
+                StepKind::Rechain => summary.rechain += 1,
+                StepKind::Switchover => summary.switchover += 1,
+                StepKind::SetReadOnly => summary.set_read_only += 1,
             }
             if step.destructive() {
                 summary.destructive += 1;
@@ -137,6 +141,9 @@ impl Summary {
         );
         if self.start_replication > 0 {
             line.push_str(&format!(", {} start-replication", self.start_replication));
+        }
+        if self.set_read_only > 0 {
+            line.push_str(&format!(", {} set-read-only", self.set_read_only));
         }
         line.push_str(&format!("; {} destructive.", self.destructive));
         line

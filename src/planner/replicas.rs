@@ -7,7 +7,7 @@ use petgraph::graph::NodeIndex;
 
 use super::data::{data_state, DataState};
 use super::gtid;
-use super::step::{CloneStep, DataAtRisk, StartPosition, StartReplicationStep, Step};
+use super::step::{CloneStep, DataAtRisk, RechainStep, StartPosition, StartReplicationStep, Step};
 use super::tree::{ObservedSource, ObservedTree};
 use super::{Plan, PlanOptions};
 use crate::observe::{Flavor, Observed, ServerObservation};
@@ -29,6 +29,10 @@ struct Walk<'a> {
     built: BTreeMap<String, NodeIndex>,
     /// Servers that cannot be planned: their descendants wait for them.
     blocked: BTreeSet<String>,
+    /// The observed primary, when a switchover replaces it: (name, step).
+    switchover: Option<(String, NodeIndex)>,
+    /// Servers this plan builds by cloning.
+    cloned: BTreeSet<String>,
 }
 
 pub fn plan_replicas(
@@ -36,20 +40,18 @@ pub fn plan_replicas(
     observed: &Observed,
     tree: &ObservedTree,
     options: &PlanOptions,
-    primary_usable: bool,
+    switchover: Option<(String, NodeIndex)>,
     plan: &mut Plan,
 ) {
-    let mut blocked = BTreeSet::new();
-    if !primary_usable {
-        blocked.insert(topology.primary().name.clone());
-    }
     let mut walk = Walk {
         topology,
         observed,
         tree,
         options,
         built: BTreeMap::new(),
-        blocked,
+        blocked: BTreeSet::new(),
+        switchover,
+        cloned: BTreeSet::new(),
     };
     for name in desired_order(topology) {
         let server = &topology.servers[&name];
@@ -106,19 +108,16 @@ impl Walk<'_> {
             self.plan_clone(server, observation, true, plan);
             return;
         }
-        match self.tree.sources.get(name) {
+        match self.current_source(name) {
             Some(ObservedSource::Server(current)) if current == source => {
-                self.plan_existing_replication(server, observation, plan)
+                // The old primary is pointed at the new one by the switchover itself.
+                if !self.is_old_primary(name) {
+                    self.plan_existing_replication(server, observation, plan)
+                }
             }
-            Some(ObservedSource::Server(current)) => self.cannot_yet(
-                plan,
-                name,
-                format!("{name} replicates from {current}, not from {source}"),
-                format!(
-                    "moving a replica to another source (rechain) is not supported by this flipover version yet; \
-                     `--replace {name}` reclones it from {donor} (destructive)"
-                ),
-            ),
+            Some(ObservedSource::Server(current)) => {
+                self.plan_rechain(server, &current, observation, plan)
+            }
             Some(ObservedSource::Foreign(address)) => self.cannot_yet(
                 plan,
                 name,
@@ -164,6 +163,150 @@ impl Walk<'_> {
                 }
             }
         }
+    }
+
+    /// Where `name` replicates from once the switchover (if any) is done:
+    /// the old primary from the new one, the new one from nobody.
+    fn current_source(&self, name: &str) -> Option<ObservedSource> {
+        if let Some((old, _)) = &self.switchover {
+            if name == old {
+                return Some(ObservedSource::Server(self.topology.primary().name.clone()));
+            }
+            if name == self.topology.primary().name {
+                return Some(ObservedSource::None);
+            }
+        }
+        self.tree.sources.get(name).cloned()
+    }
+
+    fn is_old_primary(&self, name: &str) -> bool {
+        self.switchover.as_ref().is_some_and(|(old, _)| old == name)
+    }
+
+    /// The server that holds every acknowledged write right now.
+    fn current_primary(&self) -> &str {
+        match &self.switchover {
+            Some((old, _)) => old,
+            None => &self.topology.primary().name,
+        }
+    }
+
+    /// Moves a running replica to its desired source, after checking the
+    /// new source can serve it.
+    fn plan_rechain(
+        &mut self,
+        server: &Server,
+        current: &str,
+        observation: &ServerObservation,
+        plan: &mut Plan,
+    ) {
+        let name = server.name.as_str();
+        let source = server.source.as_deref().expect("replicas have a source");
+        let primary = &self.topology.primary().name;
+        let Some(facts) = observation.facts() else {
+            return;
+        };
+        if let Some(error) = facts
+            .replica
+            .as_ref()
+            .and_then(|r| r.last_sql_error.as_ref())
+        {
+            self.cannot_yet(
+                plan,
+                name,
+                format!("replication on {name} is broken: {error}"),
+                format!("fix the cause, or `--replace {name}` to reclone it (destructive)"),
+            );
+            return;
+        }
+        let problems_before = plan.problems.len();
+        // A source cloned in this plan does not exist yet: the clone's own
+        // checks cover it. Any other source is checked on its facts.
+        if !self.cloned.contains(source) {
+            let Some(source_facts) = self.observed.servers[source].facts() else {
+                self.cannot_yet(
+                    plan,
+                    name,
+                    format!("cannot rechain {name}: its new source {source} is unreachable"),
+                    format!("bring {source} back"),
+                );
+                return;
+            };
+            let source_is_replica = source != primary.as_str();
+            if !source_facts.log_bin || (source_is_replica && !source_facts.log_slave_updates) {
+                plan.problem(
+                    Some(name),
+                    format!(
+                        "cannot rechain {name} under {source}: {source} needs binary logging{}",
+                        if source_is_replica {
+                            " and log_slave_updates (it is a replica)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Some(format!("enable log-bin and log-slave-updates on {source}")),
+                );
+            }
+            if facts.flavor == Flavor::Mariadb {
+                let own = facts.gtid.binlog_state.as_deref().unwrap_or_default();
+                let primary_state = self.observed.servers[self.current_primary()]
+                    .facts()
+                    .map(|f| f.known_gtid_state())
+                    .unwrap_or_default();
+                let source_state = source_facts.known_gtid_state();
+                let errant = gtid::not_covered_by_any(own, &[&source_state, &primary_state]);
+                if !errant.is_empty() {
+                    plan.problem(
+                        Some(name),
+                        format!(
+                            "cannot rechain {name} under {source}: {name} has transactions {source} lacks (errant GTIDs: {})",
+                            super::switchover::join(&errant)
+                        ),
+                        Some(format!(
+                            "these were written on {name} directly; `--replace {name}` reclones it from {} (destructive: they are lost)",
+                            server.donor().unwrap_or(source)
+                        )),
+                    );
+                }
+                let position = facts.gtid.current_pos.as_deref().unwrap_or_default();
+                let purged = source_facts
+                    .binlog_oldest_gtid
+                    .as_deref()
+                    .map(|oldest| gtid::purged_past(position, oldest))
+                    .unwrap_or_default();
+                if let Some((needed, oldest)) = purged.first() {
+                    plan.problem(
+                        Some(name),
+                        format!(
+                            "cannot rechain {name} under {source}: {source}'s binlogs start after {oldest}, {name} needs them from {needed}"
+                        ),
+                        Some(format!("`--replace {name}` reclones it instead (destructive)")),
+                    );
+                }
+            }
+        }
+        if plan.problems.len() > problems_before {
+            self.blocked.insert(name.to_string());
+            return;
+        }
+        let rechain = plan.add_step(Step::Rechain(RechainStep {
+            target: name.to_string(),
+            from: current.to_string(),
+            to: source.to_string(),
+        }));
+        if let Some((old, switchover)) = self.switchover.clone() {
+            if source == primary.as_str() || current == primary.as_str() {
+                // Replicas go under the candidate before writes are blocked,
+                // while it still replicates from the old primary.
+                plan.depends_on(switchover, rechain);
+            } else if name == old || source == old {
+                plan.depends_on(rechain, switchover);
+            }
+        }
+        if let Some(upstream) = self.built.get(source) {
+            plan.depends_on(rechain, *upstream);
+        }
+        self.built.insert(name.to_string(), rechain);
     }
 
     /// The replica already points at the right source: start it if stopped.
@@ -253,6 +396,7 @@ impl Walk<'_> {
             plan.depends_on(start, *upstream);
         }
         self.built.insert(name.to_string(), start);
+        self.cloned.insert(name.to_string());
     }
 
     fn check_target_agent(&self, name: &str, target: &ServerObservation, plan: &mut Plan) {
@@ -411,9 +555,9 @@ impl Walk<'_> {
             Flavor::Mariadb => {
                 let own = facts.gtid.binlog_state.as_deref().unwrap_or_default();
                 let donor_state = donor_facts
-                    .and_then(|d| d.gtid.binlog_state.as_deref())
+                    .map(|d| d.known_gtid_state())
                     .unwrap_or_default();
-                gtid::not_covered_by(own, donor_state)
+                gtid::not_covered_by(own, &donor_state)
                     .iter()
                     .map(ToString::to_string)
                     .collect()

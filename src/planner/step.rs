@@ -10,6 +10,9 @@ use std::fmt;
 pub enum StepKind {
     Clone,
     StartReplication,
+    Rechain,
+    Switchover,
+    SetReadOnly,
 }
 
 impl StepKind {
@@ -17,6 +20,9 @@ impl StepKind {
         match self {
             StepKind::Clone => "clone",
             StepKind::StartReplication => "start-replication",
+            StepKind::Rechain => "rechain",
+            StepKind::Switchover => "switchover",
+            StepKind::SetReadOnly => "set-read-only",
         }
     }
 }
@@ -34,6 +40,41 @@ pub enum Step {
     Clone(CloneStep),
     /// Point `target` at `source` by GTID and start replicating.
     StartReplication(StartReplicationStep),
+    /// Move a running replica from one source to another, by GTID.
+    Rechain(RechainStep),
+    /// Planned change of primary: fence the old, let the new catch up,
+    /// promote it, make the old one its replica.
+    Switchover(SwitchoverStep),
+    /// Make a server read-only (replicas) or writable (the primary).
+    SetReadOnly(SetReadOnlyStep),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RechainStep {
+    pub target: String,
+    /// Its source now.
+    pub from: String,
+    /// Its source after the step.
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchoverStep {
+    pub old_primary: String,
+    pub new_primary: String,
+    /// The candidate's replication lag when planned, in seconds.
+    pub candidate_lag_seconds: Option<u64>,
+    /// Limits from `[cluster]`, re-checked when the step runs.
+    pub max_replica_lag: u64,
+    pub max_transaction_age: u64,
+    /// How long writes may stay blocked waiting for the candidate.
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetReadOnlyStep {
+    pub target: String,
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +122,9 @@ impl Step {
         match self {
             Step::Clone(_) => StepKind::Clone,
             Step::StartReplication(_) => StepKind::StartReplication,
+            Step::Rechain(_) => StepKind::Rechain,
+            Step::Switchover(_) => StepKind::Switchover,
+            Step::SetReadOnly(_) => StepKind::SetReadOnly,
         }
     }
 
@@ -89,7 +133,23 @@ impl Step {
         match self {
             Step::Clone(s) => &s.target,
             Step::StartReplication(s) => &s.target,
+            Step::Rechain(s) => &s.target,
+            Step::Switchover(s) => &s.new_primary,
+            Step::SetReadOnly(s) => &s.target,
         }
+    }
+
+    /// Every server this step changes.
+    pub fn servers(&self) -> Vec<&str> {
+        match self {
+            Step::Switchover(s) => vec![s.old_primary.as_str(), s.new_primary.as_str()],
+            other => vec![other.target()],
+        }
+    }
+
+    /// Whether the step stops writes to the cluster for a moment.
+    pub fn blocks_writes(&self) -> bool {
+        matches!(self, Step::Switchover(_))
     }
 
     pub fn destructive(&self) -> bool {
@@ -114,6 +174,13 @@ impl Step {
             Step::StartReplication(s) => {
                 format!("start replication on {} from {}", s.target, s.source)
             }
+            Step::Rechain(s) => format!("rechain {} from {} to {}", s.target, s.from, s.to),
+            Step::Switchover(s) => format!("switchover {} -> {}", s.old_primary, s.new_primary),
+            Step::SetReadOnly(s) => format!(
+                "make {} {}",
+                s.target,
+                if s.read_only { "read-only" } else { "writable" }
+            ),
         }
     }
 }

@@ -24,6 +24,7 @@ struct StepView {
     number: usize,
     title: String,
     destructive: bool,
+    blocks_writes: bool,
     after: Vec<usize>,
     details: Vec<String>,
 }
@@ -67,12 +68,13 @@ pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
                 number: number_of(*node),
                 title: step.title(),
                 destructive: step.destructive(),
+                blocks_writes: step.blocks_writes(),
                 after: plan
                     .dependencies(*node)
                     .into_iter()
                     .map(number_of)
                     .collect(),
-                details: details(topology, step),
+                details: details(topology, observed, step),
             }
         })
         .collect();
@@ -101,12 +103,52 @@ pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
         .expect("the plan template renders")
 }
 
+fn switchover_details(observed: &Observed, switch: &crate::planner::SwitchoverStep) -> Vec<String> {
+    let (old, new) = (&switch.old_primary, &switch.new_primary);
+    let lag = switch
+        .candidate_lag_seconds
+        .map(|l| format!("{l} s"))
+        .unwrap_or_else(|| "unknown".to_string());
+    let facts = |name: &str| observed.servers.get(name).and_then(|s| s.facts());
+    let old_position = facts(old)
+        .and_then(|f| f.gtid.binlog_pos.clone())
+        .unwrap_or_default();
+    let new_position = facts(new)
+        .and_then(|f| f.gtid.current_pos.clone())
+        .unwrap_or_default();
+    let lacking = crate::planner::gtid::not_reached(&new_position, &old_position);
+    let lacking = if lacking.is_empty() {
+        "nothing".to_string()
+    } else {
+        lacking
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        format!(
+            "check again: {new}'s lag <= {} s (now {lag}), no transaction on {old} older than {} s",
+            switch.max_replica_lag, switch.max_transaction_age
+        ),
+        format!("fence {old}: read_only = ON, kill client connections (not replication, not flipover's)  <- writes blocked"),
+        format!(
+            "wait (at most {} s) until {new} has applied {old}'s last GTID; on timeout or error roll back: {old} writable again",
+            switch.timeout_seconds
+        ),
+        format!("promote {new}: stop and reset its replication, read_only = OFF  <- writes resume"),
+        format!("point {old} at {new} by GTID and start it (it stays read-only)"),
+        format!("expected write-block: tens of milliseconds, plus the time {new} needs to apply its lag ({lag} now)"),
+        format!("GTIDs lost if applied now: none ({new} still lacks {lacking} of {old}'s, and the switch waits for it)"),
+    ]
+}
+
 fn lines_text(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
 /// What a step will do, in the order it does it.
-fn details(topology: &Topology, step: &Step) -> Vec<String> {
+fn details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<String> {
     match step {
         Step::Clone(clone) => {
             let target = &topology.servers[&clone.target];
@@ -160,10 +202,31 @@ fn details(topology: &Topology, step: &Step) -> Vec<String> {
                     topology.access.repl_user
                 ),
                 format!(
-                    "verify both replication threads run and {} catches up with {}",
+                    "make {} read-only; verify both replication threads run and it catches up with {}",
                     start.target, start.source
                 ),
             ]
         }
+        Step::Rechain(rechain) => {
+            let to = &topology.servers[&rechain.to];
+            vec![
+                format!(
+                    "stop replication on {}; wait until {} has applied all {} has",
+                    rechain.target, rechain.to, rechain.target
+                ),
+                format!(
+                    "point it at {} ({}) by GTID and start it; make it read-only",
+                    rechain.to,
+                    to.mysql_address()
+                ),
+                "verify both replication threads run (on failure it goes back to its old source)"
+                    .to_string(),
+            ]
+        }
+        Step::Switchover(switch) => switchover_details(observed, switch),
+        Step::SetReadOnly(set) => vec![format!(
+            "SET GLOBAL read_only = {}",
+            if set.read_only { "ON" } else { "OFF" }
+        )],
     }
 }

@@ -109,3 +109,62 @@ pub fn wait_for_position(gtid: &str, timeout_seconds: u64) -> String {
         quote_literal(gtid)
     )
 }
+
+/// Where this server is as a replica (what a sibling must reach to serve it).
+pub const REPLICA_POSITION: &str = "SELECT @@gtid_slave_pos AS position";
+
+/// Read-only as a replica is: on MariaDB nothing stronger exists (users with
+/// READ ONLY ADMIN still write, which is why a fence also kills sessions).
+pub fn set_read_only(read_only: bool) -> String {
+    format!("SET GLOBAL read_only = {}", if read_only { 1 } else { 0 })
+}
+
+/// Lets a former primary replicate from where its own binlog ends.
+pub const REJOIN_AS_REPLICA: &[&str] = &["SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos"];
+
+pub const BINARY_LOGS: &str = "SHOW BINARY LOGS";
+
+/// The first events of a binlog file; its Gtid_list event holds the GTID
+/// state from before the file.
+pub fn binlog_head_events(file: &str) -> String {
+    format!("SHOW BINLOG EVENTS IN {} LIMIT 4", quote_literal(file))
+}
+
+/// Reads the Gtid_list event's `[0-1-5,1-2-3]` from a binlog's first events.
+pub fn gtid_list_of(events: &[TextRow]) -> Option<String> {
+    events
+        .iter()
+        .find(|row| column(row, "Event_type") == Some("Gtid_list"))
+        .and_then(|row| column(row, "Info"))
+        .map(|info| {
+            info.trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_gtid_list_event() {
+        let row = |t: &str, info: &str| -> TextRow {
+            [
+                ("Event_type".to_string(), Some(t.to_string())),
+                ("Info".to_string(), Some(info.to_string())),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let events = vec![
+            row("Format_desc", "Server ver: 10.11.19-MariaDB, Binlog ver: 4"),
+            row("Gtid_list", "[0-1-5,1-2-9]"),
+            row("Binlog_checkpoint", "mysql-bin.000002"),
+        ];
+        assert_eq!(gtid_list_of(&events).as_deref(), Some("0-1-5,1-2-9"));
+        assert_eq!(gtid_list_of(&events[..1]), None);
+        assert_eq!(gtid_list_of(&[row("Gtid_list", "[]")]).as_deref(), Some(""));
+    }
+}

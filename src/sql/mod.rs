@@ -106,6 +106,11 @@ impl Dialect {
     }
 }
 
+/// Age of the oldest open InnoDB transaction, in seconds (column `age`).
+pub const LONGEST_TRANSACTION_QUERY: &str =
+    "SELECT COALESCE(MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())), 0) AS age \
+     FROM information_schema.innodb_trx";
+
 /// Where a replica connects, and as whom.
 #[derive(Debug, Clone)]
 pub struct SourceAddress {
@@ -169,6 +174,38 @@ impl Dialect {
             Dialect::Mariadb => mariadb::wait_for_position(gtid, timeout_seconds),
             Dialect::Mysql80 | Dialect::Mysql84 => mysql::wait_for_position(gtid, timeout_seconds),
         }
+    }
+
+    /// Makes the server read-only (a replica) or writable (the primary).
+    pub fn set_read_only(self, read_only: bool) -> String {
+        match self {
+            Dialect::Mariadb => mariadb::set_read_only(read_only),
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::set_read_only(read_only),
+        }
+    }
+
+    /// This server's position as a replica, in column `position`.
+    pub fn replica_position_query(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::REPLICA_POSITION,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::REPLICA_POSITION,
+        }
+    }
+
+    /// What a former primary runs before it replicates from its successor.
+    pub fn rejoin_as_replica(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Mariadb => mariadb::REJOIN_AS_REPLICA,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::REJOIN_AS_REPLICA,
+        }
+    }
+
+    /// Sessions a fence kills (column `id`): all but replication dump
+    /// threads, the server's own threads, and the asking session.
+    pub fn sessions_to_kill_query(self) -> &'static str {
+        "SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() \
+         AND command NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon') \
+         AND user NOT IN ('system user', 'event_scheduler')"
     }
 
     /// Reads the answer of [`Dialect::wait_for_position`].

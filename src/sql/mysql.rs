@@ -119,6 +119,20 @@ pub fn wait_for_position(gtid_set: &str, timeout_seconds: u64) -> String {
     )
 }
 
+pub const REPLICA_POSITION: &str = "SELECT @@gtid_executed AS position";
+
+/// super_read_only stops SUPER users too; turning read_only off clears it.
+pub fn set_read_only(read_only: bool) -> String {
+    if read_only {
+        "SET GLOBAL super_read_only = 1".to_string()
+    } else {
+        "SET GLOBAL read_only = 0".to_string()
+    }
+}
+
+/// Auto-positioning needs nothing for a former primary to rejoin.
+pub const REJOIN_AS_REPLICA: &[&str] = &[];
+
 /// `uuid:1-5,\nuuid2:1-3` → `uuid:1-5,uuid2:1-3`.
 fn normalize_gtid_set(text: &str) -> String {
     text.split_whitespace().collect()
@@ -268,6 +282,18 @@ mod tests {
             "SELECT WAIT_FOR_EXECUTED_GTID_SET('uuid:1-5', 30) AS result"
         );
         assert_eq!(Dialect::Mysql84.start_replica(), "START REPLICA");
+        assert_eq!(
+            Dialect::Mysql80.set_read_only(true),
+            "SET GLOBAL super_read_only = 1"
+        );
+        assert_eq!(
+            Dialect::Mysql80.set_read_only(false),
+            "SET GLOBAL read_only = 0"
+        );
+        assert!(Dialect::Mysql84.rejoin_as_replica().is_empty());
+        assert!(Dialect::Mysql84
+            .sessions_to_kill_query()
+            .contains("'Binlog Dump GTID'"));
         assert_eq!(Dialect::Mysql80.reset_replica_all(), "RESET REPLICA ALL");
     }
 

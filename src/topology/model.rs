@@ -33,7 +33,19 @@ pub struct Topology {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cluster {
     pub name: String,
+    /// Switchover refuses a candidate lagging more (seconds).
+    pub max_replica_lag: u64,
+    /// Switchover refuses while a transaction on the old primary is older (seconds).
+    pub max_transaction_age: u64,
+    /// How long writes stay blocked waiting for the candidate before a
+    /// switchover rolls back (seconds).
+    pub switchover_timeout: u64,
 }
+
+/// Defaults of the `[cluster]` limits.
+pub const DEFAULT_MAX_REPLICA_LAG: u64 = 5;
+pub const DEFAULT_MAX_TRANSACTION_AGE: u64 = 10;
+pub const DEFAULT_SWITCHOVER_TIMEOUT: u64 = 10;
 
 /// How flipover reaches servers and agents. Every field is optional in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

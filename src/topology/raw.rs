@@ -41,6 +41,20 @@ pub struct RawCluster {
     /// Name of the cluster, shown in plans and status output.
     #[schemars(with = "String", length(min = 1))]
     pub name: Option<Spanned<String>>,
+    /// Switchover refuses a candidate lagging more than this many seconds (default 5).
+    #[serde(default)]
+    #[schemars(with = "u64")]
+    pub max_replica_lag: Option<Spanned<u64>>,
+    /// Switchover refuses while the old primary has a transaction open longer
+    /// than this many seconds (default 10).
+    #[serde(default)]
+    #[schemars(with = "u64")]
+    pub max_transaction_age: Option<Spanned<u64>>,
+    /// How long a switchover waits, writes blocked, for the candidate to
+    /// apply the old primary's last transactions before rolling back (seconds, default 10).
+    #[serde(default)]
+    #[schemars(with = "u64", range(min = 1))]
+    pub switchover_timeout: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -18,6 +18,8 @@ use super::suggest::{did_you_mean, list_in_backticks};
 enum Expect {
     String,
     Port,
+    /// A whole number of seconds, 0 or more.
+    Seconds,
     Bool,
     Secret,
     Table(&'static TableShape),
@@ -45,7 +47,12 @@ static TOP_LEVEL: TableShape = TableShape {
 
 static CLUSTER: TableShape = TableShape {
     title: "`[cluster]`",
-    keys: &[("name", Expect::String)],
+    keys: &[
+        ("name", Expect::String),
+        ("max_replica_lag", Expect::Seconds),
+        ("max_transaction_age", Expect::Seconds),
+        ("switchover_timeout", Expect::Seconds),
+    ],
 };
 
 static ACCESS: TableShape = TableShape {
@@ -165,6 +172,19 @@ fn check_value(
                         "write a port between 1 and 65535, e.g. `{key} = {}`",
                         example_port(key)
                     )),
+                );
+            }
+        }
+        (Expect::Seconds, DeValue::Integer(integer)) => {
+            let seconds = i64::from_str_radix(integer.as_str(), integer.radix()).ok();
+            if !seconds.is_some_and(|s| s >= 0) {
+                problems.push(
+                    Problem::new(
+                        ProblemKind::InvalidValue,
+                        format!("`{key}` must be a whole number of seconds, 0 or more"),
+                    )
+                    .label(span, "not a number of seconds")
+                    .help(format!("e.g. `{key} = 5`")),
                 );
             }
         }
@@ -293,6 +313,10 @@ fn wrong_type(key: &str, span: Range<usize>, expect: Expect, found: &DeValue<'_>
                 "write the port as a bare number: `{key} = {}`",
                 example_port(key)
             ),
+        ),
+        Expect::Seconds => (
+            "a whole number of seconds",
+            format!("write the seconds as a bare number: `{key} = 5`"),
         ),
         Expect::Bool => (
             "a boolean",

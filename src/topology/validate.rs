@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 use super::diagnostics::{Problem, ProblemKind};
-use super::raw::{RawAccess, RawDefaults, RawServer, RawTopology};
+use super::raw::{RawAccess, RawCluster, RawDefaults, RawServer, RawTopology};
 use super::suggest::{did_you_mean, list_in_backticks};
 use super::{
-    Access, Cluster, Secret, Server, Topology, DEFAULT_AGENT_PORT, DEFAULT_PORT,
-    DEFAULT_STREAM_PORT,
+    Access, Cluster, Secret, Server, Topology, DEFAULT_AGENT_PORT, DEFAULT_MAX_REPLICA_LAG,
+    DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
 };
 
 /// Default admin account.
@@ -95,7 +95,25 @@ fn resolve_cluster(raw: &RawTopology, problems: &mut Vec<Problem>) -> Cluster {
             Some(name) => non_empty(name, "name", problems),
         },
     };
-    Cluster { name }
+    let limit = |get: fn(&RawCluster) -> Option<&Spanned<u64>>, default: u64| {
+        raw.cluster
+            .as_ref()
+            .and_then(|c| get(c.get_ref()))
+            .map_or(default, |v| *v.get_ref())
+    };
+    Cluster {
+        name,
+        max_replica_lag: limit(|c| c.max_replica_lag.as_ref(), DEFAULT_MAX_REPLICA_LAG),
+        max_transaction_age: limit(
+            |c| c.max_transaction_age.as_ref(),
+            DEFAULT_MAX_TRANSACTION_AGE,
+        ),
+        switchover_timeout: limit(
+            |c| c.switchover_timeout.as_ref(),
+            DEFAULT_SWITCHOVER_TIMEOUT,
+        )
+        .max(1),
+    }
 }
 
 fn resolve_access(raw: &RawAccess, problems: &mut Vec<Problem>) -> Access {

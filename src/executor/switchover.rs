@@ -1,0 +1,219 @@
+//! The switchover step: fence the old primary, let the candidate apply its
+//! last transactions, promote the candidate, make the old primary its
+//! replica. Writes are blocked from the fence until the candidate is
+//! writable; everything that can be done before the fence is.
+
+use std::time::Instant;
+
+use super::replication::{connect, source_address, step_error, value, wait_for_threads};
+use super::{Context, Event, StepError};
+use crate::db::Connection;
+use crate::planner::SwitchoverStep;
+use crate::sql::{self, Dialect};
+
+pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Result<(), StepError> {
+    let topology = &context.topology;
+    let old = &topology.servers[&step.old_primary];
+    let new = &topology.servers[&step.new_primary];
+    let (mut old_conn, mut new_conn) =
+        tokio::try_join!(connect(context, old), connect(context, new))?;
+    let dialect = Dialect::of(&mut old_conn).await.map_err(step_error)?;
+    let new_as_source = source_address(context, new)?;
+    let old_as_source = source_address(context, old)?;
+
+    // The plan's limits, checked again now: nothing has changed yet.
+    check_candidate(&mut new_conn, dialect, step).await?;
+    let age: u64 = value(&mut old_conn, sql::LONGEST_TRANSACTION_QUERY, "age")
+        .await?
+        .parse()
+        .unwrap_or(0);
+    if age > step.max_transaction_age {
+        return Err(StepError::new(format!(
+            "{} has a transaction open for {age} s (limit {} s); nothing was changed",
+            step.old_primary, step.max_transaction_age
+        )));
+    }
+
+    let fenced_at = Instant::now();
+    let caught_up = fence_and_wait(&mut old_conn, &mut new_conn, dialect, step).await;
+    let promoted = match caught_up {
+        Ok(()) => promote(&mut new_conn, dialect).await,
+        Err(e) => Err(e),
+    };
+    if let Err(error) = promoted {
+        let rollback = roll_back(&mut old_conn, &mut new_conn, dialect, &old_as_source).await;
+        return Err(StepError::new(format!(
+            "{error}; rolled back: {}",
+            match rollback {
+                Ok(()) => format!(
+                    "{} is writable again and {} replicates from it",
+                    step.old_primary, step.new_primary
+                ),
+                Err(e) => format!("INCOMPLETE, check both servers: {e}"),
+            }
+        )));
+    }
+    let write_block = fenced_at.elapsed();
+    context.events.emit(Event::Note {
+        number,
+        title: format!("switchover {} -> {}", step.old_primary, step.new_primary),
+        text: format!(
+            "write-block: {:.1} ms (fence of {} to {} writable)",
+            write_block.as_secs_f64() * 1000.0,
+            step.old_primary,
+            step.new_primary
+        ),
+    });
+
+    // The new primary takes writes; the old one follows it from here.
+    let rejoined = async {
+        for statement in dialect.rejoin_as_replica() {
+            old_conn.execute(statement).await.map_err(step_error)?;
+        }
+        old_conn
+            .execute(&dialect.change_source(&new_as_source))
+            .await
+            .map_err(step_error)?;
+        old_conn
+            .execute(dialect.start_replica())
+            .await
+            .map_err(step_error)?;
+        wait_for_threads(&mut old_conn, dialect, &step.old_primary).await
+    }
+    .await;
+    if let Err(error) = rejoined {
+        return Err(StepError::new(format!(
+            "{} is the primary now, but {} does not replicate from it: {error}",
+            step.new_primary, step.old_primary
+        )));
+    }
+    old_conn.close().await;
+    new_conn.close().await;
+    Ok(())
+}
+
+async fn check_candidate(
+    conn: &mut Connection,
+    dialect: Dialect,
+    step: &SwitchoverStep,
+) -> Result<(), StepError> {
+    let row = conn
+        .first_row(dialect.replica_status_query())
+        .await
+        .map_err(step_error)?
+        .ok_or_else(|| {
+            StepError::new(format!(
+                "{} does not replicate: nothing was changed",
+                step.new_primary
+            ))
+        })?;
+    let status = dialect
+        .parse_replica_status(&row)
+        .map_err(|e| StepError::new(e.to_string()))?;
+    match status.seconds_behind {
+        Some(lag) if status.healthy() && lag <= step.max_replica_lag => Ok(()),
+        lag => Err(StepError::new(format!(
+            "{} is not fit to take over (io {}, sql {}, lag {lag:?} s, limit {} s); nothing was changed",
+            step.new_primary,
+            status.io_running,
+            if status.sql_running { "Yes" } else { "No" },
+            step.max_replica_lag
+        ))),
+    }
+}
+
+/// Blocks writes on the old primary and waits until the candidate has
+/// applied everything the old primary wrote.
+async fn fence_and_wait(
+    old_conn: &mut Connection,
+    new_conn: &mut Connection,
+    dialect: Dialect,
+    step: &SwitchoverStep,
+) -> Result<(), StepError> {
+    old_conn
+        .execute(&dialect.set_read_only(true))
+        .await
+        .map_err(step_error)?;
+    // read_only does not stop users with SUPER / READ ONLY ADMIN: end their
+    // sessions (and every other client's, so no transaction stays open).
+    let sessions = old_conn
+        .rows(dialect.sessions_to_kill_query())
+        .await
+        .map_err(step_error)?;
+    for id in sessions.iter().filter_map(|row| sql::column(row, "id")) {
+        // A session may end by itself meanwhile: that is what we wanted.
+        let _ = old_conn
+            .execute(&format!(
+                "KILL CONNECTION {}",
+                id.parse::<u64>().unwrap_or(0)
+            ))
+            .await;
+    }
+    let position = value(old_conn, dialect.gtid_position_query(), "position").await?;
+    let waited = value(
+        new_conn,
+        &dialect.wait_for_position(&position, step.timeout_seconds),
+        "result",
+    )
+    .await?;
+    if !dialect.wait_succeeded(Some(&waited)) {
+        return Err(StepError::new(format!(
+            "{} did not apply {}'s last transactions ({position}) within {} s",
+            step.new_primary, step.old_primary, step.timeout_seconds
+        )));
+    }
+    Ok(())
+}
+
+async fn promote(new_conn: &mut Connection, dialect: Dialect) -> Result<(), StepError> {
+    new_conn
+        .execute(dialect.stop_replica())
+        .await
+        .map_err(step_error)?;
+    new_conn
+        .execute(dialect.reset_replica_all())
+        .await
+        .map_err(step_error)?;
+    new_conn
+        .execute(&dialect.set_read_only(false))
+        .await
+        .map_err(step_error)
+}
+
+/// Back to the starting state: the candidate replicates from the old
+/// primary again, and the old primary takes writes.
+async fn roll_back(
+    old_conn: &mut Connection,
+    new_conn: &mut Connection,
+    dialect: Dialect,
+    old_as_source: &sql::SourceAddress,
+) -> Result<(), StepError> {
+    let candidate = async {
+        new_conn
+            .execute(&dialect.set_read_only(true))
+            .await
+            .map_err(step_error)?;
+        let configured = new_conn
+            .first_row(dialect.replica_status_query())
+            .await
+            .map_err(step_error)?
+            .is_some();
+        if !configured {
+            new_conn
+                .execute(&dialect.change_source(old_as_source))
+                .await
+                .map_err(step_error)?;
+        }
+        new_conn
+            .execute(dialect.start_replica())
+            .await
+            .map_err(step_error)
+    }
+    .await;
+    // The old primary is made writable whatever happened to the candidate.
+    let old = old_conn
+        .execute(&dialect.set_read_only(false))
+        .await
+        .map_err(step_error);
+    old.and(candidate)
+}
