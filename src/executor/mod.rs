@@ -158,7 +158,12 @@ pub async fn apply(
                 });
                 Outcome::Succeeded { elapsed }
             }
-            Err(error) => {
+            Err(mut error) => {
+                if let Step::Switchover(_) = &plan.graph[node] {
+                    error
+                        .0
+                        .push_str(&undo_rechains_before(&context, plan, node, &outcomes).await);
+                }
                 context.events.emit(Event::StepFailed {
                     number: number(node),
                     title,
@@ -181,6 +186,39 @@ pub async fn apply(
         steps,
         elapsed: started.elapsed(),
     }
+}
+
+/// A switchover that rolled back leaves the old primary in charge: the
+/// replicas moved under the candidate for it go back where they were, so the
+/// cluster is as the plan found it. Returns what happened, for the error.
+async fn undo_rechains_before(
+    context: &Context,
+    plan: &Plan,
+    switchover: NodeIndex,
+    outcomes: &BTreeMap<NodeIndex, Outcome>,
+) -> String {
+    let mut report = String::new();
+    for dependency in plan.dependencies(switchover) {
+        let Step::Rechain(done) = &plan.graph[dependency] else {
+            continue;
+        };
+        if !matches!(outcomes.get(&dependency), Some(Outcome::Succeeded { .. })) {
+            continue;
+        }
+        let back = crate::planner::RechainStep {
+            target: done.target.clone(),
+            from: done.to.clone(),
+            to: done.from.clone(),
+        };
+        match rechain::run(context, &back).await {
+            Ok(()) => report.push_str(&format!("; {} is back under {}", back.target, back.to)),
+            Err(e) => report.push_str(&format!(
+                "; moving {} back under {} failed: {e}",
+                back.target, back.to
+            )),
+        }
+    }
+    report
 }
 
 async fn run_step(context: &Context, number: usize, step: &Step) -> Result<(), StepError> {

@@ -41,16 +41,24 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
         Err(e) => Err(e),
     };
     if let Err(error) = promoted {
-        let rollback = roll_back(&mut old_conn, &mut new_conn, dialect, &old_as_source).await;
+        let (old_back, candidate_back) =
+            roll_back(&mut old_conn, &mut new_conn, dialect, &old_as_source).await;
+        let old_part = match old_back {
+            Ok(()) => format!("{} is writable again", step.old_primary),
+            Err(e) => format!(
+                "making {} writable again FAILED, check it: {e}",
+                step.old_primary
+            ),
+        };
+        let candidate_part = match candidate_back {
+            Ok(()) => format!("{} replicates from it", step.new_primary),
+            Err(e) => format!(
+                "{} could not be put back as its replica: {e}",
+                step.new_primary
+            ),
+        };
         return Err(StepError::new(format!(
-            "{error}; rolled back: {}",
-            match rollback {
-                Ok(()) => format!(
-                    "{} is writable again and {} replicates from it",
-                    step.old_primary, step.new_primary
-                ),
-                Err(e) => format!("INCOMPLETE, check both servers: {e}"),
-            }
+            "{error}; rolled back: {old_part}; {candidate_part}"
         )));
     }
     let write_block = fenced_at.elapsed();
@@ -180,14 +188,19 @@ async fn promote(new_conn: &mut Connection, dialect: Dialect) -> Result<(), Step
         .map_err(step_error)
 }
 
-/// Back to the starting state: the candidate replicates from the old
-/// primary again, and the old primary takes writes.
+/// Back to the starting state: the old primary takes writes again (first:
+/// that ends the write-block), then the candidate replicates from it again.
+/// Returns how each part went.
 async fn roll_back(
     old_conn: &mut Connection,
     new_conn: &mut Connection,
     dialect: Dialect,
     old_as_source: &sql::SourceAddress,
-) -> Result<(), StepError> {
+) -> (Result<(), StepError>, Result<(), StepError>) {
+    let old = old_conn
+        .execute(&dialect.set_read_only(false))
+        .await
+        .map_err(step_error);
     let candidate = async {
         new_conn
             .execute(&dialect.set_read_only(true))
@@ -208,12 +221,12 @@ async fn roll_back(
             .execute(dialect.start_replica())
             .await
             .map_err(step_error)
-    }
-    .await;
-    // The old primary is made writable whatever happened to the candidate.
-    let old = old_conn
-        .execute(&dialect.set_read_only(false))
-        .await
-        .map_err(step_error);
-    old.and(candidate)
+    };
+    // A candidate whose host vanished must not hold the report up forever.
+    let candidate = match tokio::time::timeout(std::time::Duration::from_secs(10), candidate).await
+    {
+        Ok(result) => result,
+        Err(_) => Err(StepError::new("no answer within 10 s")),
+    };
+    (old, candidate)
 }

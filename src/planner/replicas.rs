@@ -249,12 +249,17 @@ impl Walk<'_> {
             }
             if facts.flavor == Flavor::Mariadb {
                 let own = facts.gtid.binlog_state.as_deref().unwrap_or_default();
-                let primary_state = self.observed.servers[self.current_primary()]
-                    .facts()
-                    .map(|f| f.known_gtid_state())
-                    .unwrap_or_default();
+                let primary = self.observed.servers[self.current_primary()].facts();
+                let primary_state = primary.map(|f| f.known_gtid_state()).unwrap_or_default();
                 let source_state = source_facts.known_gtid_state();
-                let errant = gtid::not_covered_by_any(own, &[&source_state, &primary_state]);
+                // The primary's own GTIDs are never errant: servers are
+                // observed one after another, and under load a replica may
+                // be seen ahead of where the primary was seen a moment before.
+                let errant: Vec<_> =
+                    gtid::not_covered_by_any(own, &[&source_state, &primary_state])
+                        .into_iter()
+                        .filter(|g| Some(g.server_id) != primary.map(|p| p.server_id))
+                        .collect();
                 if !errant.is_empty() {
                     plan.problem(
                         Some(name),

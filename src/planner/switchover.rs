@@ -146,10 +146,15 @@ pub fn plan_switchover(
         );
     }
     if candidate.flavor == Flavor::Mariadb {
-        let errant = gtid::not_covered_by(
+        // GTIDs the old primary wrote itself are not errant, even if the
+        // candidate was observed after the old primary wrote more.
+        let errant: Vec<_> = gtid::not_covered_by(
             candidate.gtid.binlog_state.as_deref().unwrap_or_default(),
             &old_facts.known_gtid_state(),
-        );
+        )
+        .into_iter()
+        .filter(|g| g.server_id != old_facts.server_id)
+        .collect();
         if !errant.is_empty() {
             problem(
                 format!(

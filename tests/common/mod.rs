@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod writer;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -11,7 +13,25 @@ use flipover::db::{self, Connection, Endpoint};
 use flipover::sandbox::state::{HostState, SandboxState};
 
 pub fn flipover_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_flipover"))
+    if let Some(path) = option_env!("CARGO_BIN_EXE_flipover") {
+        return PathBuf::from(path);
+    }
+    // A bench built without it runs as target/<profile>/deps/NAME-HASH:
+    // take the binary of the same profile, else release, else debug.
+    let exe = std::env::current_exe().expect("current executable");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let target = profile.parent().expect("target/");
+    [
+        profile.join("flipover"),
+        target.join("release/flipover"),
+        target.join("debug/flipover"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .expect("no flipover binary: run `cargo build --release --workspace --bins` first")
 }
 
 /// Runs `flipover ARGS…` and returns its output.
