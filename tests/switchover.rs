@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ fn topology(sandbox: &TestSandbox, name: &str, primary: &str, sources: &[(&str, 
     path
 }
 
-fn apply(path: &PathBuf) -> (bool, String) {
+fn apply(path: &Path) -> (bool, String) {
     let output = flipover(&["apply", "-f", path.to_str().unwrap(), "--auto-approve"]);
     let text = format!(
         "{}\n{}",
@@ -51,7 +51,7 @@ fn apply(path: &PathBuf) -> (bool, String) {
     (output.status.success(), text)
 }
 
-fn observed(path: &PathBuf) -> Observed {
+fn observed(path: &Path) -> Observed {
     let output = flipover(&["status", "-f", path.to_str().unwrap(), "--json"]);
     assert!(output.status.success());
     serde_json::from_slice(&output.stdout).unwrap()
@@ -61,7 +61,7 @@ fn observed(path: &PathBuf) -> Observed {
 /// its desired source with both threads, and nothing left to plan.
 fn assert_converged(
     sandbox: &TestSandbox,
-    path: &PathBuf,
+    path: &Path,
     primary: &str,
     sources: &[(&str, &str)],
 ) {

@@ -32,25 +32,22 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
         StartPosition::FromRestoredBackup { gtid } => Some(gtid.clone()),
         StartPosition::Configured => None,
     };
-    match start_gtid {
-        Some(gtid) => {
-            let address = source_address(context, source)?;
-            // A backup carries no replica configuration, but a --replace
-            // target's stale one must not survive either.
-            conn.execute(dialect.stop_replica())
-                .await
-                .map_err(step_error)?;
-            conn.execute(dialect.reset_replica_all())
-                .await
-                .map_err(step_error)?;
-            for statement in dialect.set_start_position(&gtid) {
-                conn.execute(&statement).await.map_err(step_error)?;
-            }
-            conn.execute(&dialect.change_source(&address))
-                .await
-                .map_err(step_error)?;
+    if let Some(gtid) = start_gtid {
+        let address = source_address(context, source)?;
+        // A backup carries no replica configuration, but a --replace
+        // target's stale one must not survive either.
+        conn.execute(dialect.stop_replica())
+            .await
+            .map_err(step_error)?;
+        conn.execute(dialect.reset_replica_all())
+            .await
+            .map_err(step_error)?;
+        for statement in dialect.set_start_position(&gtid) {
+            conn.execute(&statement).await.map_err(step_error)?;
         }
-        None => {}
+        conn.execute(&dialect.change_source(&address))
+            .await
+            .map_err(step_error)?;
     }
     // A replica is read-only: writes belong on the primary.
     conn.execute(&dialect.set_read_only(true))

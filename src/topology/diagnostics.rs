@@ -154,6 +154,8 @@ pub enum ProblemKind {
     ReplicationCycle,
     /// Two servers on the same `host:port`.
     DuplicateAddress,
+    /// A `[cluster]` limit below zero.
+    NegativeSeconds,
     /// The file parsed but did not fit the raw types (a rule the checks above missed).
     InvalidValue,
 }
@@ -179,6 +181,7 @@ impl ProblemKind {
             ProblemKind::CloneFromSelf => "clone_from_self",
             ProblemKind::ReplicationCycle => "replication_cycle",
             ProblemKind::DuplicateAddress => "duplicate_address",
+            ProblemKind::NegativeSeconds => "negative_seconds",
             ProblemKind::InvalidValue => "invalid_value",
         }
     }

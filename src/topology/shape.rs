@@ -177,10 +177,10 @@ fn check_value(
         }
         (Expect::Seconds, DeValue::Integer(integer)) => {
             let seconds = i64::from_str_radix(integer.as_str(), integer.radix()).ok();
-            if !seconds.is_some_and(|s| s >= 0) {
+            if seconds.is_none_or(|s| s < 0) {
                 problems.push(
                     Problem::new(
-                        ProblemKind::InvalidValue,
+                        ProblemKind::NegativeSeconds,
                         format!("`{key}` must be a whole number of seconds, 0 or more"),
                     )
                     .label(span, "not a number of seconds")
