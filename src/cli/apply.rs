@@ -39,6 +39,7 @@ pub struct Args {
 pub fn run(args: Args) -> miette::Result<i32> {
     let topology = topology::load(&args.topology.file)?;
     let observed = args.observe.observe(&topology)?;
+    let topology = args.replace.desired(topology, &observed)?;
     let plan = planner::plan(&topology, &observed, &args.replace.options());
     print!("{}", render::plan_text::render(&topology, &observed, &plan));
     std::io::stdout().flush().into_diagnostic()?;

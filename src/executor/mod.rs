@@ -10,6 +10,7 @@
 pub mod agents;
 mod clone;
 mod events;
+mod failover;
 mod rechain;
 mod replication;
 mod switchover;
@@ -227,6 +228,7 @@ async fn run_step(context: &Context, number: usize, step: &Step) -> Result<(), S
         Step::StartReplication(start) => replication::start(context, start).await,
         Step::Rechain(rechain) => rechain::run(context, rechain).await,
         Step::Switchover(switch) => switchover::run(context, number, switch).await,
+        Step::Failover(failover) => failover::run(context, number, failover).await,
         Step::SetReadOnly(set) => replication::set_read_only(context, set).await,
     }
 }

@@ -30,8 +30,22 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
                 .ok_or_else(|| StepError::new(format!("no clone result for {}", step.target)))?,
         ),
         StartPosition::FromRestoredBackup { gtid } => Some(gtid.clone()),
-        StartPosition::Configured => None,
+        StartPosition::Configured | StartPosition::OwnPosition => None,
     };
+    if step.position == StartPosition::OwnPosition {
+        conn.execute(dialect.stop_replica())
+            .await
+            .map_err(step_error)?;
+        conn.execute(dialect.reset_replica_all())
+            .await
+            .map_err(step_error)?;
+        for statement in dialect.start_at_own_position() {
+            conn.execute(statement).await.map_err(step_error)?;
+        }
+        conn.execute(&dialect.change_source(&source_address(context, source)?))
+            .await
+            .map_err(step_error)?;
+    }
     if let Some(gtid) = start_gtid {
         let address = source_address(context, source)?;
         // A backup carries no replica configuration, but a --replace

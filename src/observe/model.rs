@@ -130,6 +130,10 @@ pub struct ReplicaStatus {
     pub source_host: String,
     pub source_port: u16,
     pub source_user: String,
+    /// The source's server_id as the replica last saw it (0 when never
+    /// connected): names a dead primary's GTIDs.
+    #[serde(default)]
+    pub source_server_id: u32,
     /// `Yes`, `No` or `Connecting`, as the server says it.
     pub io_running: String,
     pub sql_running: bool,

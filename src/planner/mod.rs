@@ -5,6 +5,7 @@
 //! and ordered deterministically (`Plan::ordered`).
 
 mod data;
+pub mod failover;
 pub mod gtid;
 mod plan;
 mod read_only;
@@ -20,9 +21,10 @@ use crate::observe::Observed;
 use crate::topology::Topology;
 pub use data::{data_state, DataState};
 pub use plan::{Plan, Problem, Summary};
+use replicas::{Transition, TransitionKind};
 pub use step::{
-    CloneStep, DataAtRisk, RechainStep, SetReadOnlyStep, StartPosition, StartReplicationStep, Step,
-    StepKind, SwitchoverStep,
+    CloneStep, DataAtRisk, FailoverStep, RechainStep, SetReadOnlyStep, StartPosition,
+    StartReplicationStep, Step, StepKind, SwitchoverStep,
 };
 use switchover::CurrentPrimary;
 use tree::ObservedTree;
@@ -40,23 +42,41 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     let tree = ObservedTree::from_observed(topology, observed);
     check_options(topology, options, &mut plan);
     let current = switchover::current_primary(topology, observed, &tree, &mut plan);
-    // A primary being replaced is the switchover's business, planned or refused.
+    // A primary being replaced is the switchover's or failover's business,
+    // planned or refused.
     let outgoing_primary = match &current {
-        CurrentPrimary::Upstream(old) => Some(old.clone()),
+        CurrentPrimary::Upstream(old) | CurrentPrimary::Dead(old) => Some(old.clone()),
         _ => None,
     };
-    let switchover = match current {
+    let transition = match current {
         CurrentPrimary::Itself => Some(None),
         CurrentPrimary::Upstream(old) => {
-            switchover::plan_switchover(topology, observed, &old, &mut plan)
-                .map(|node| Some((old, node)))
+            switchover::plan_switchover(topology, observed, &old, &mut plan).map(|node| {
+                Some(Transition {
+                    kind: TransitionKind::Switchover,
+                    old,
+                    node,
+                    moved: Default::default(),
+                })
+            })
         }
+        CurrentPrimary::Dead(old) => failover::plan_failover(
+            topology, observed, &tree, &old, &mut plan,
+        )
+        .map(|(node, moved)| {
+            Some(Transition {
+                kind: TransitionKind::Failover,
+                old,
+                node,
+                moved,
+            })
+        }),
         CurrentPrimary::Unknown => None,
     };
-    // Without a usable primary (or with a refused switchover) the problems
-    // above say why; planning replicas around it would only repeat them.
-    if let Some(switchover) = switchover {
-        replicas::plan_replicas(topology, observed, &tree, options, switchover, &mut plan);
+    // Without a usable primary (or with a refused change of primary) the
+    // problems above say why; planning replicas around it would only repeat them.
+    if let Some(transition) = transition {
+        replicas::plan_replicas(topology, observed, &tree, options, transition, &mut plan);
         read_only::plan_read_only(topology, observed, outgoing_primary.as_deref(), &mut plan);
     }
     plan

@@ -22,6 +22,8 @@ pub struct Problem {
 pub struct Plan {
     pub graph: DiGraph<Step, ()>,
     pub problems: Vec<Problem>,
+    /// Worth knowing, but no reason to refuse the plan.
+    pub warnings: Vec<Problem>,
 }
 
 /// Step counts for the summary line.
@@ -49,6 +51,14 @@ impl Plan {
 
     pub fn problem(&mut self, server: Option<&str>, message: String, hint: Option<String>) {
         self.problems.push(Problem {
+            server: server.map(str::to_string),
+            message,
+            hint,
+        });
+    }
+
+    pub fn warning(&mut self, server: Option<&str>, message: String, hint: Option<String>) {
+        self.warnings.push(Problem {
             server: server.map(str::to_string),
             message,
             hint,
@@ -122,6 +132,7 @@ impl Plan {
                 }
                 StepKind::Rechain => summary.rechain += 1,
                 StepKind::Switchover => summary.switchover += 1,
+                StepKind::Failover => summary.failover += 1,
                 StepKind::SetReadOnly => summary.set_read_only += 1,
             }
             if step.destructive() {

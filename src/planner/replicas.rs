@@ -29,10 +29,27 @@ struct Walk<'a> {
     built: BTreeMap<String, NodeIndex>,
     /// Servers that cannot be planned: their descendants wait for them.
     blocked: BTreeSet<String>,
-    /// The observed primary, when a switchover replaces it: (name, step).
-    switchover: Option<(String, NodeIndex)>,
+    /// The change of primary this plan makes, if any.
+    transition: Option<Transition>,
     /// Servers this plan builds by cloning.
     cloned: BTreeSet<String>,
+}
+
+/// A change of primary planned before the replicas: the step, the primary
+/// it replaces, and (failover) the replicas the step itself moves under the
+/// new primary.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub kind: TransitionKind,
+    pub old: String,
+    pub node: NodeIndex,
+    pub moved: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransitionKind {
+    Switchover,
+    Failover,
 }
 
 pub fn plan_replicas(
@@ -40,7 +57,7 @@ pub fn plan_replicas(
     observed: &Observed,
     tree: &ObservedTree,
     options: &PlanOptions,
-    switchover: Option<(String, NodeIndex)>,
+    transition: Option<Transition>,
     plan: &mut Plan,
 ) {
     let mut walk = Walk {
@@ -50,7 +67,7 @@ pub fn plan_replicas(
         options,
         built: BTreeMap::new(),
         blocked: BTreeSet::new(),
-        switchover,
+        transition,
         cloned: BTreeSet::new(),
     };
     for name in desired_order(topology) {
@@ -104,14 +121,24 @@ impl Walk<'_> {
             }
         }
 
+        if self.is_dead_primary(name) {
+            // Left alone until it is back; then the plan decides how it rejoins.
+            plan.warning(
+                Some(name),
+                format!("{name} unreachable: not in the new topology's data path"),
+                Some("when it is back, plan again: it rejoins as a replica, or is recloned if it holds writes the others never got".to_string()),
+            );
+            self.blocked.insert(name.to_string());
+            return;
+        }
         if self.options.replace.contains(name) {
             self.plan_clone(server, observation, true, plan);
             return;
         }
         match self.current_source(name) {
             Some(ObservedSource::Server(current)) if current == source => {
-                // The old primary is pointed at the new one by the switchover itself.
-                if !self.is_old_primary(name) {
+                // The change of primary itself points these at the new one.
+                if !self.is_old_primary(name) && !self.moved_by_transition(name) {
                     self.plan_existing_replication(server, observation, plan)
                 }
             }
@@ -131,30 +158,22 @@ impl Walk<'_> {
                 }
                 match data_state(observation) {
                     DataState::Empty => self.plan_clone(server, observation, false, plan),
-                    DataState::HasData { schemas, gtids } => self.cannot_yet(
+                    DataState::HasData { schemas, gtids } => {
+                        self.plan_standalone_with_data(server, observation, &schemas, &gtids, plan)
+                    }
+                    DataState::StoppedWithFiles => self.left_alone(
                         plan,
                         name,
-                        format!(
-                            "{name} holds data ({}) but does not replicate",
-                            describe_data(&schemas, &gtids)
-                        ),
-                        format!(
-                            "flipover does not overwrite data unasked: `--replace {name}` reclones it from {donor} (destructive)"
-                        ),
-                    ),
-                    DataState::StoppedWithFiles => self.cannot_yet(
-                        plan,
-                        name,
-                        format!("mysqld is stopped on {name} and its datadir is not empty"),
+                        format!("mysqld is stopped on {name} and its datadir is not empty: left alone"),
                         format!(
                             "start mysqld on {name} so flipover can see what it holds, or `--replace {name}` to reclone it (destructive)"
                         ),
                     ),
-                    DataState::Unknown => self.cannot_yet(
+                    DataState::Unknown => self.left_alone(
                         plan,
                         name,
                         format!(
-                            "{name} cannot be observed: mysql: {}; agent: {}",
+                            "{name} cannot be observed (mysql: {}; agent: {}): left alone",
                             observation.mysql.error.as_deref().unwrap_or("no answer"),
                             observation.agent.error.as_deref().unwrap_or("no answer")
                         ),
@@ -165,30 +184,74 @@ impl Walk<'_> {
         }
     }
 
-    /// Where `name` replicates from once the switchover (if any) is done:
-    /// the old primary from the new one, the new one from nobody.
+    /// Where `name` replicates from once the change of primary (if any) is
+    /// done: the new primary from nobody, the old one (switchover) and the
+    /// drained replicas (failover) from the new primary.
     fn current_source(&self, name: &str) -> Option<ObservedSource> {
-        if let Some((old, _)) = &self.switchover {
-            if name == old {
-                return Some(ObservedSource::Server(self.topology.primary().name.clone()));
-            }
-            if name == self.topology.primary().name {
+        let primary = &self.topology.primary().name;
+        if let Some(transition) = &self.transition {
+            if name == primary {
                 return Some(ObservedSource::None);
+            }
+            let follows_new = match transition.kind {
+                TransitionKind::Switchover => name == transition.old,
+                TransitionKind::Failover => transition.moved.contains(name),
+            };
+            if follows_new {
+                return Some(ObservedSource::Server(primary.clone()));
             }
         }
         self.tree.sources.get(name).cloned()
     }
 
     fn is_old_primary(&self, name: &str) -> bool {
-        self.switchover.as_ref().is_some_and(|(old, _)| old == name)
+        self.transition.as_ref().is_some_and(|t| t.old == name)
     }
 
-    /// The server that holds every acknowledged write right now.
+    fn is_dead_primary(&self, name: &str) -> bool {
+        self.transition
+            .as_ref()
+            .is_some_and(|t| t.kind == TransitionKind::Failover && t.old == name)
+    }
+
+    fn moved_by_transition(&self, name: &str) -> bool {
+        self.transition
+            .as_ref()
+            .is_some_and(|t| t.moved.contains(name))
+    }
+
+    /// The server that holds every acknowledged write right now (for a
+    /// failover, the new primary once it has caught up).
     fn current_primary(&self) -> &str {
-        match &self.switchover {
-            Some((old, _)) => old,
-            None => &self.topology.primary().name,
+        match &self.transition {
+            Some(t) if t.kind == TransitionKind::Switchover => &t.old,
+            _ => &self.topology.primary().name,
         }
+    }
+
+    /// server_ids whose GTIDs are never errant: the current primary's and,
+    /// in a failover, the dead primary's (seen through its replicas).
+    fn legitimate_server_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.observed.servers[self.current_primary()]
+            .facts()
+            .map(|f| vec![f.server_id])
+            .unwrap_or_default();
+        if let Some(t) = &self.transition {
+            ids.extend(
+                self.observed
+                    .servers
+                    .values()
+                    .filter_map(|s| s.facts()?.replica.as_ref())
+                    .filter(|r| {
+                        self.topology
+                            .server_at(&r.source_host, r.source_port)
+                            .is_some_and(|s| s.name == t.old)
+                    })
+                    .map(|r| r.source_server_id)
+                    .filter(|id| *id != 0),
+            );
+        }
+        ids
     }
 
     /// Moves a running replica to its desired source, after checking the
@@ -255,10 +318,11 @@ impl Walk<'_> {
                 // The primary's own GTIDs are never errant: servers are
                 // observed one after another, and under load a replica may
                 // be seen ahead of where the primary was seen a moment before.
+                let legitimate = self.legitimate_server_ids();
                 let errant: Vec<_> =
                     gtid::not_covered_by_any(own, &[&source_state, &primary_state])
                         .into_iter()
-                        .filter(|g| Some(g.server_id) != primary.map(|p| p.server_id))
+                        .filter(|g| !legitimate.contains(&g.server_id))
                         .collect();
                 if !errant.is_empty() {
                     plan.problem(
@@ -299,14 +363,19 @@ impl Walk<'_> {
             from: current.to_string(),
             to: source.to_string(),
         }));
-        if let Some((old, switchover)) = self.switchover.clone() {
-            if source == primary.as_str() || current == primary.as_str() {
-                // Replicas go under the candidate before writes are blocked,
-                // while it still replicates from the old primary.
-                plan.depends_on(switchover, rechain);
-            } else if name == old || source == old {
-                plan.depends_on(rechain, switchover);
+        match &self.transition {
+            Some(t) if t.kind == TransitionKind::Switchover => {
+                if source == primary.as_str() || current == primary.as_str() {
+                    // Replicas go under the candidate before writes are
+                    // blocked, while it still replicates from the old primary.
+                    plan.depends_on(t.node, rechain);
+                } else if name == t.old || source == t.old {
+                    plan.depends_on(rechain, t.node);
+                }
             }
+            // After a failover everyone starts from under the new primary.
+            Some(t) => plan.depends_on(rechain, t.node),
+            None => {}
         }
         if let Some(upstream) = self.built.get(source) {
             plan.depends_on(rechain, *upstream);
@@ -338,10 +407,117 @@ impl Walk<'_> {
             );
             return;
         }
+        self.warn_errant(server, observation, plan);
         if replica.healthy() || replica.io_running.eq_ignore_ascii_case("connecting") {
             return;
         }
         self.plan_start(server, StartPosition::Configured, plan);
+    }
+
+    /// Every plan reports replicas holding transactions their source and
+    /// the primary lack, even when nothing else is to be done about them.
+    fn warn_errant(&self, server: &Server, observation: &ServerObservation, plan: &mut Plan) {
+        let source = server.source.as_deref().expect("replicas have a source");
+        let (Some(facts), Some(source_facts)) =
+            (observation.facts(), self.observed.servers[source].facts())
+        else {
+            return;
+        };
+        if facts.flavor != Flavor::Mariadb {
+            return;
+        }
+        let primary_state = self.observed.servers[self.current_primary()]
+            .facts()
+            .map(|f| f.known_gtid_state())
+            .unwrap_or_default();
+        let legitimate = self.legitimate_server_ids();
+        let errant: Vec<_> = gtid::not_covered_by_any(
+            facts.gtid.binlog_state.as_deref().unwrap_or_default(),
+            &[&source_facts.known_gtid_state(), &primary_state],
+        )
+        .into_iter()
+        .filter(|g| !legitimate.contains(&g.server_id))
+        .collect();
+        if !errant.is_empty() {
+            plan.warning(
+                Some(&server.name),
+                format!(
+                    "{} has transactions its source {source} lacks (errant GTIDs: {}); it is never chosen as a failover candidate",
+                    server.name,
+                    super::switchover::join(&errant)
+                ),
+                Some(format!("`--replace {}` reclones it (destructive: they are lost)", server.name)),
+            );
+        }
+    }
+
+    /// A server that holds data but does not replicate. If it holds nothing
+    /// its source and the primary lack, it simply starts replicating after
+    /// its own position. If its extra GTIDs are writes it made as a former
+    /// primary that never reached the others (the old primary back after a
+    /// failover), rechaining would fork the data: it is recloned, and the
+    /// plan names what is lost. Anything else is not overwritten unasked.
+    fn plan_standalone_with_data(
+        &mut self,
+        server: &Server,
+        observation: &ServerObservation,
+        schemas: &[String],
+        gtids: &str,
+        plan: &mut Plan,
+    ) {
+        let name = server.name.as_str();
+        let source = server.source.as_deref().expect("replicas have a source");
+        let donor = server.donor().expect("replicas have a donor");
+        let errant = match (observation.facts(), self.observed.servers[source].facts()) {
+            (Some(facts), Some(source_facts)) if facts.flavor == Flavor::Mariadb => {
+                let primary_state = self.observed.servers[self.current_primary()]
+                    .facts()
+                    .map(|f| f.known_gtid_state())
+                    .unwrap_or_default();
+                let errant = gtid::not_covered_by_any(
+                    &facts.known_gtid_state(),
+                    &[&source_facts.known_gtid_state(), &primary_state],
+                );
+                // Its earlier writes are part of everyone's history: it was
+                // the primary, and these are writes it made after its last
+                // transaction that anyone else got.
+                let former_primary = !errant.is_empty()
+                    && errant.iter().all(|g| g.server_id == facts.server_id)
+                    && gtid::parse_list(&source_facts.known_gtid_state())
+                        .iter()
+                        .any(|g| g.server_id == facts.server_id);
+                Some((errant, former_primary))
+            }
+            _ => None,
+        };
+        match errant {
+            Some((errant, _)) if errant.is_empty() => {
+                self.plan_start(server, StartPosition::OwnPosition, plan)
+            }
+            Some((errant, true)) if !self.cloned.contains(donor) => {
+                plan.warning(
+                    Some(name),
+                    format!(
+                        "{name} holds writes it made as primary that never reached {source} (errant GTIDs: {}): \
+                         it is recloned rather than rechained, which would fork the data",
+                        super::switchover::join(&errant)
+                    ),
+                    Some(format!("save what you need from {name} before applying: the clone overwrites it")),
+                );
+                self.plan_clone(server, observation, true, plan);
+            }
+            _ => self.cannot_yet(
+                plan,
+                name,
+                format!(
+                    "{name} holds data ({}) but does not replicate",
+                    describe_data(schemas, gtids)
+                ),
+                format!(
+                    "flipover does not overwrite data unasked: `--replace {name}` reclones it from {donor} (destructive)"
+                ),
+            ),
+        }
     }
 
     /// A start-replication step of its own (not the end of a clone).
@@ -574,6 +750,13 @@ impl Walk<'_> {
             schemas: facts.user_schemas.clone(),
             gtids,
         }
+    }
+
+    /// A replica flipover cannot see or act on: the rest of the plan goes
+    /// ahead without it; servers that would replicate from it cannot.
+    fn left_alone(&mut self, plan: &mut Plan, name: &str, message: String, hint: String) {
+        plan.warning(Some(name), message, Some(hint));
+        self.blocked.insert(name.to_string());
     }
 
     fn cannot_yet(&mut self, plan: &mut Plan, name: &str, message: String, hint: String) {

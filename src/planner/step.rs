@@ -12,6 +12,7 @@ pub enum StepKind {
     StartReplication,
     Rechain,
     Switchover,
+    Failover,
     SetReadOnly,
 }
 
@@ -22,6 +23,7 @@ impl StepKind {
             StepKind::StartReplication => "start-replication",
             StepKind::Rechain => "rechain",
             StepKind::Switchover => "switchover",
+            StepKind::Failover => "failover",
             StepKind::SetReadOnly => "set-read-only",
         }
     }
@@ -45,8 +47,26 @@ pub enum Step {
     /// Planned change of primary: fence the old, let the new catch up,
     /// promote it, make the old one its replica.
     Switchover(SwitchoverStep),
+    /// Replace a dead primary: drain the replicas, bring the new primary up
+    /// to the most advanced of them, promote it, move the others under it.
+    Failover(FailoverStep),
     /// Make a server read-only (replicas) or writable (the primary).
     SetReadOnly(SetReadOnlyStep),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverStep {
+    /// The unreachable primary; left alone.
+    pub old_primary: String,
+    pub new_primary: String,
+    /// The other reachable servers that replicated from the old primary's
+    /// tree: drained, then pointed at the new primary.
+    pub replicas: Vec<String>,
+    /// At plan time, the replica whose received position is the most
+    /// advanced when the new primary is behind it (checked again at run time).
+    pub catch_up_from: Option<String>,
+    /// How long relay logs may take to drain, in seconds.
+    pub drain_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +135,11 @@ pub enum StartPosition {
     /// The replica already has replication configured (threads stopped):
     /// just start it where it is.
     Configured,
+    /// A server holding only part of its source's history and nothing of
+    /// its own (a former primary whose every write reached the others, a
+    /// replica whose replication was reset): it starts after its own
+    /// position (`gtid_current_pos`).
+    OwnPosition,
 }
 
 impl Step {
@@ -124,6 +149,7 @@ impl Step {
             Step::StartReplication(_) => StepKind::StartReplication,
             Step::Rechain(_) => StepKind::Rechain,
             Step::Switchover(_) => StepKind::Switchover,
+            Step::Failover(_) => StepKind::Failover,
             Step::SetReadOnly(_) => StepKind::SetReadOnly,
         }
     }
@@ -135,6 +161,7 @@ impl Step {
             Step::StartReplication(s) => &s.target,
             Step::Rechain(s) => &s.target,
             Step::Switchover(s) => &s.new_primary,
+            Step::Failover(s) => &s.new_primary,
             Step::SetReadOnly(s) => &s.target,
         }
     }
@@ -143,6 +170,9 @@ impl Step {
     pub fn servers(&self) -> Vec<&str> {
         match self {
             Step::Switchover(s) => vec![s.old_primary.as_str(), s.new_primary.as_str()],
+            Step::Failover(s) => std::iter::once(s.new_primary.as_str())
+                .chain(s.replicas.iter().map(String::as_str))
+                .collect(),
             other => vec![other.target()],
         }
     }
@@ -176,6 +206,7 @@ impl Step {
             }
             Step::Rechain(s) => format!("rechain {} from {} to {}", s.target, s.from, s.to),
             Step::Switchover(s) => format!("switchover {} -> {}", s.old_primary, s.new_primary),
+            Step::Failover(s) => format!("failover {} -> {}", s.old_primary, s.new_primary),
             Step::SetReadOnly(s) => format!(
                 "make {} {}",
                 s.target,

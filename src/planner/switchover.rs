@@ -15,6 +15,8 @@ pub enum CurrentPrimary {
     /// It replicates (directly or down a chain) from this server, the
     /// observed primary.
     Upstream(String),
+    /// It replicates from this server, which does not answer: a failover.
+    Dead(String),
     /// The chain up from it cannot be followed: the problem is recorded.
     Unknown,
 }
@@ -44,19 +46,19 @@ pub fn current_primary(
                 );
                 return CurrentPrimary::Unknown;
             }
+            Some(ObservedSource::Unknown) | None if current != *desired => {
+                return CurrentPrimary::Dead(current);
+            }
             Some(ObservedSource::Unknown) | None => {
                 let error = observed
                     .servers
                     .get(&current)
                     .and_then(|s| s.mysql.error.clone())
                     .unwrap_or_else(|| "no answer".to_string());
-                let hint = if current == *desired {
-                    format!(
-                        "bring {current} back (replacing a dead primary, failover, is not supported by this flipover version yet)"
-                    )
-                } else {
-                    "failover (replacing a dead primary) is not supported by this flipover version yet; bring it back".to_string()
-                };
+                let hint = format!(
+                    "bring {current} back, or name another primary in the topology \
+                     (`flipover plan --failover` proposes the best replacement)"
+                );
                 plan.problem(
                     Some(&current),
                     format!("{current} is unreachable: {error}"),

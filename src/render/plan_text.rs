@@ -30,6 +30,12 @@ struct StepView {
 }
 
 #[derive(Serialize)]
+struct WarningView {
+    message: String,
+    hint: Option<String>,
+}
+
+#[derive(Serialize)]
 struct ProblemView {
     message: String,
     hint: Option<String>,
@@ -98,6 +104,7 @@ pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
             diff,
             steps,
             problems,
+            warnings => plan.warnings.iter().map(|w| WarningView { message: w.message.clone(), hint: w.hint.clone() }).collect::<Vec<_>>(),
             summary => plan.summary().line(),
         })
         .expect("the plan template renders")
@@ -141,6 +148,76 @@ fn switchover_details(observed: &Observed, switch: &crate::planner::SwitchoverSt
         format!("expected write-block: tens of milliseconds, plus the time {new} needs to apply its lag ({lag} now)"),
         format!("GTIDs lost if applied now: none ({new} still lacks {lacking} of {old}'s, and the switch waits for it)"),
     ]
+}
+
+fn failover_details(observed: &Observed, step: &crate::planner::FailoverStep) -> Vec<String> {
+    use crate::planner::{failover, gtid};
+    let (old, new) = (&step.old_primary, &step.new_primary);
+    let everyone: Vec<&String> = std::iter::once(new).chain(&step.replicas).collect();
+    let positions: Vec<(String, String)> = everyone
+        .iter()
+        .map(|name| {
+            let position = observed.servers[name.as_str()]
+                .facts()
+                .map(failover::eventual_position)
+                .unwrap_or_default();
+            (name.to_string(), position)
+        })
+        .collect();
+    let full = positions
+        .iter()
+        .map(|(_, p)| p.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut lines = vec![format!(
+        "{old} is unreachable: left alone (it rejoins, or is recloned, once it is back)"
+    )];
+    lines.push(format!(
+        "stop the IO thread of {}; wait (at most {} s each) until each has applied what it received",
+        everyone.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+        step.drain_timeout_seconds
+    ));
+    for (name, position) in &positions {
+        let lacks = gtid::not_reached(position, &full);
+        let lacks = if lacks.is_empty() {
+            "has everything the others received".to_string()
+        } else {
+            format!(
+                "lacks {}",
+                lacks
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        lines.push(format!(
+            "  {name}: will hold {}; {lacks}",
+            if position.is_empty() {
+                "nothing"
+            } else {
+                position
+            }
+        ));
+    }
+    if let Some(ahead) = &step.catch_up_from {
+        lines.push(format!(
+            "{new} first catches up from {ahead} (temporary replication, then stopped)"
+        ));
+    }
+    lines.push(format!(
+        "promote {new}: stop and reset its replication, read_only = OFF  <- writes resume"
+    ));
+    if !step.replicas.is_empty() {
+        lines.push(format!(
+            "point {} at {new} by GTID, start, make read-only, verify threads",
+            step.replicas.join(", ")
+        ));
+    }
+    lines.push(format!(
+        "GTIDs lost: none of what the replicas received; writes {old} committed that no replica received are lost, and show up as errant if {old} comes back"
+    ));
+    lines
 }
 
 fn lines_text(lines: &[String]) -> String {
@@ -193,6 +270,10 @@ fn details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<String>
                     "from {gtid}, the position of the backup it was restored from (an earlier clone whose replication never started)"
                 ),
                 StartPosition::Configured => "where its stopped replication left off".to_string(),
+                StartPosition::OwnPosition => format!(
+                    "after everything it holds (it has nothing {} lacks)",
+                    start.source
+                ),
             };
             vec![
                 format!(
@@ -224,6 +305,7 @@ fn details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<String>
             ]
         }
         Step::Switchover(switch) => switchover_details(observed, switch),
+        Step::Failover(failover) => failover_details(observed, failover),
         Step::SetReadOnly(set) => vec![format!(
             "SET GLOBAL read_only = {}",
             if set.read_only { "ON" } else { "OFF" }

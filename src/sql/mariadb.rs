@@ -57,6 +57,9 @@ pub fn parse_replica_status(row: &TextRow) -> Result<ReplicaStatus, ParseError> 
         source_host: required(row, q, "Master_Host")?.to_string(),
         source_port: parse_u64(q, "Master_Port", required(row, q, "Master_Port")?)? as u16,
         source_user: column(row, "Master_User").unwrap_or_default().to_string(),
+        source_server_id: column(row, "Master_Server_Id")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
         io_running: required(row, q, "Slave_IO_Running")?.to_string(),
         sql_running: parse_bool(
             q,
@@ -110,6 +113,11 @@ pub fn wait_for_position(gtid: &str, timeout_seconds: u64) -> String {
     )
 }
 
+pub const STOP_IO_THREAD: &str = "STOP SLAVE IO_THREAD";
+pub const START_IO_THREAD: &str = "START SLAVE IO_THREAD";
+/// Everything this server has applied or written, per domain.
+pub const CURRENT_POSITION: &str = "SELECT @@gtid_current_pos AS position";
+
 /// Where this server is as a replica (what a sibling must reach to serve it).
 pub const REPLICA_POSITION: &str = "SELECT @@gtid_slave_pos AS position";
 
@@ -118,6 +126,10 @@ pub const REPLICA_POSITION: &str = "SELECT @@gtid_slave_pos AS position";
 pub fn set_read_only(read_only: bool) -> String {
     format!("SET GLOBAL read_only = {}", if read_only { 1 } else { 0 })
 }
+
+/// Lets a server replicate from after everything it holds (what it wrote
+/// and what it applied).
+pub const START_AT_OWN_POSITION: &[&str] = &["SET GLOBAL gtid_slave_pos = @@gtid_current_pos"];
 
 /// Lets a former primary replicate from where its own binlog ends.
 pub const REJOIN_AS_REPLICA: &[&str] = &["SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos"];

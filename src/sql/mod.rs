@@ -184,11 +184,42 @@ impl Dialect {
         }
     }
 
+    /// Stops only the receiving thread (a failover drains what was received).
+    pub fn stop_io_thread(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::STOP_IO_THREAD,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::STOP_IO_THREAD,
+        }
+    }
+
+    pub fn start_io_thread(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::START_IO_THREAD,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::START_IO_THREAD,
+        }
+    }
+
+    /// Everything the server has, applied or written, in column `position`.
+    pub fn current_position_query(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::CURRENT_POSITION,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::CURRENT_POSITION,
+        }
+    }
+
     /// This server's position as a replica, in column `position`.
     pub fn replica_position_query(self) -> &'static str {
         match self {
             Dialect::Mariadb => mariadb::REPLICA_POSITION,
             Dialect::Mysql80 | Dialect::Mysql84 => mysql::REPLICA_POSITION,
+        }
+    }
+
+    /// What a server runs to replicate from after everything it holds.
+    pub fn start_at_own_position(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Mariadb => mariadb::START_AT_OWN_POSITION,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::START_AT_OWN_POSITION,
         }
     }
 

@@ -62,6 +62,9 @@ pub fn parse_replica_status(row: &TextRow) -> Result<ReplicaStatus, ParseError> 
         source_host: required(row, q, "Source_Host")?.to_string(),
         source_port: parse_u64(q, "Source_Port", required(row, q, "Source_Port")?)? as u16,
         source_user: column(row, "Source_User").unwrap_or_default().to_string(),
+        source_server_id: column(row, "Source_Server_Id")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
         io_running: required(row, q, "Replica_IO_Running")?.to_string(),
         sql_running: parse_bool(
             q,
@@ -119,6 +122,10 @@ pub fn wait_for_position(gtid_set: &str, timeout_seconds: u64) -> String {
     )
 }
 
+pub const STOP_IO_THREAD: &str = "STOP REPLICA IO_THREAD";
+pub const START_IO_THREAD: &str = "START REPLICA IO_THREAD";
+pub const CURRENT_POSITION: &str = "SELECT @@gtid_executed AS position";
+
 pub const REPLICA_POSITION: &str = "SELECT @@gtid_executed AS position";
 
 /// super_read_only stops SUPER users too; turning read_only off clears it.
@@ -129,6 +136,9 @@ pub fn set_read_only(read_only: bool) -> String {
         "SET GLOBAL read_only = 0".to_string()
     }
 }
+
+/// Auto-positioning starts after gtid_executed by itself.
+pub const START_AT_OWN_POSITION: &[&str] = &[];
 
 /// Auto-positioning needs nothing for a former primary to rejoin.
 pub const REJOIN_AS_REPLICA: &[&str] = &[];
