@@ -15,56 +15,21 @@ use nix::unistd::Pid;
 
 const ALL: [&str; 4] = ["db1", "db2", "db3", "db4"];
 
-/// Writes `DIR/NAME.toml`: the sandbox's topology with `primary` and the
-/// given `(replica, source)` pairs.
 fn topology(sandbox: &TestSandbox, name: &str, primary: &str, sources: &[(&str, &str)]) -> PathBuf {
-    let original = std::fs::read_to_string(sandbox.topology()).unwrap();
-    let head = &original[..original.find("[servers.").unwrap()];
-    let mut text = head.to_string();
-    for server in ALL {
-        text.push_str(&format!(
-            "[servers.{server}]\nhost = \"{}\"\n",
-            sandbox.host(server).address
-        ));
-        if server != primary {
-            let source = sources
-                .iter()
-                .find(|(r, _)| *r == server)
-                .map(|(_, s)| *s)
-                .unwrap_or(primary);
-            text.push_str(&format!("source = \"{source}\"\n"));
-        }
-        text.push('\n');
-    }
-    let path = sandbox.dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    sandbox.write_topology(name, primary, sources)
 }
 
 fn apply(path: &Path) -> (bool, String) {
-    let output = flipover(&["apply", "-f", path.to_str().unwrap(), "--auto-approve"]);
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    common::apply(path, &[])
 }
 
 fn observed(path: &Path) -> Observed {
-    let output = flipover(&["status", "-f", path.to_str().unwrap(), "--json"]);
-    assert!(output.status.success());
-    serde_json::from_slice(&output.stdout).unwrap()
+    common::observe(path)
 }
 
 /// Exactly one writable server (the primary), every replica replicating from
 /// its desired source with both threads, and nothing left to plan.
-fn assert_converged(
-    sandbox: &TestSandbox,
-    path: &Path,
-    primary: &str,
-    sources: &[(&str, &str)],
-) {
+fn assert_converged(sandbox: &TestSandbox, path: &Path, primary: &str, sources: &[(&str, &str)]) {
     let state = observed(path);
     for server in ALL {
         let facts = state.servers[server]

@@ -43,6 +43,31 @@ pub fn flipover(args: &[&str]) -> Output {
         .expect("flipover runs")
 }
 
+/// `flipover apply -f PATH --auto-approve [EXTRA…]`: success, and stdout
+/// followed by stderr.
+pub fn apply(path: &Path, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["apply", "-f", path.to_str().unwrap(), "--auto-approve"];
+    args.extend_from_slice(extra);
+    let output = flipover(&args);
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// `flipover status -f PATH --json`, parsed.
+pub fn observe(path: &Path) -> flipover::observe::Observed {
+    let output = flipover(&["status", "-f", path.to_str().unwrap(), "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 pub struct TestSandbox {
     /// Keeps the directory alive for the test's duration.
     _tmp: tempfile::TempDir,
@@ -165,6 +190,31 @@ impl TestSandbox {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Writes `DIR/NAME.toml`: the sandbox's topology with `primary` and the
+    /// given `(replica, source)` pairs; every other server under `primary`.
+    pub fn write_topology(&self, name: &str, primary: &str, sources: &[(&str, &str)]) -> PathBuf {
+        let original = std::fs::read_to_string(self.topology()).unwrap();
+        let mut text = original[..original.find("[servers.").unwrap()].to_string();
+        for host in &self.state.hosts {
+            text.push_str(&format!(
+                "[servers.{}]\nhost = \"{}\"\n",
+                host.name, host.address
+            ));
+            if host.name != primary {
+                let source = sources
+                    .iter()
+                    .find(|(replica, _)| *replica == host.name)
+                    .map(|(_, source)| *source)
+                    .unwrap_or(primary);
+                text.push_str(&format!("source = \"{source}\"\n"));
+            }
+            text.push('\n');
+        }
+        let path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
     }
 
     pub fn mysqld_pid(&self, name: &str) -> u32 {
