@@ -54,6 +54,19 @@ async fn status_reports_a_replica_set_up_by_hand() {
         assert!(agent.mysqld_running && agent.supervised);
     }
 
+    // `observe` records the same state for `plan --observed`.
+    let recorded = flipover(&["observe", "-f", &sandbox.topology_arg()]);
+    assert!(recorded.status.success());
+    let recorded: Observed = serde_json::from_slice(&recorded.stdout).unwrap();
+    assert_eq!(
+        recorded.servers.keys().collect::<Vec<_>>(),
+        observed.servers.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        recorded.servers["db1"].facts().unwrap().user_schemas,
+        vec!["shop".to_string()]
+    );
+
     sandbox.replicate("db2", "db1").await;
     sandbox
         .wait_for_value(

@@ -2,6 +2,7 @@
 //! to the terminal; it turns library errors into miette reports with hints.
 
 mod apply;
+mod observe;
 mod plan;
 mod sandbox;
 mod status;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use flipover::observe::{self, ObserveOptions, Observed};
+use flipover::observe::{ObserveOptions, Observed};
 use flipover::topology::Topology;
 use miette::{Context, IntoDiagnostic};
 
@@ -33,6 +34,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Show the observed replication tree of the servers in a topology file.
     Status(status::Args),
+    /// Record the observed state as JSON (what `plan --observed` reads).
+    Observe(observe::Args),
     /// Show what `apply` would change: the steps from the observed servers to the topology.
     Plan(plan::Args),
     /// Plan, confirm, and carry out the plan.
@@ -70,7 +73,7 @@ impl ObserveArgs {
     pub fn observe(&self, topology: &Topology) -> miette::Result<Observed> {
         tokio::runtime::Runtime::new()
             .into_diagnostic()?
-            .block_on(observe::observe(topology, &self.options()))
+            .block_on(flipover::observe::observe(topology, &self.options()))
             .into_diagnostic()
             .wrap_err("cannot observe the servers")
     }
@@ -97,7 +100,7 @@ pub fn read_observed(path: &Path, topology: &Topology) -> miette::Result<Observe
         .collect();
     if !missing.is_empty() {
         return Err(miette::miette!(
-            help = "record it again with `flipover status -f TOPOLOGY --json > observed.json`",
+            help = "record it again with `flipover observe -f TOPOLOGY > observed.json`",
             "{} does not match the topology: no observation of {}",
             path.display(),
             missing.join(", ")
@@ -110,6 +113,7 @@ pub fn run(cli: Cli) -> miette::Result<i32> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Status(args) => status::run(args),
+        Command::Observe(args) => observe::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Sandbox(command) => sandbox::run(command),

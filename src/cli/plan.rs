@@ -22,10 +22,15 @@ pub struct Args {
     #[command(flatten)]
     pub replace: ReplaceArg,
 
-    /// Plan from a recorded observation (`flipover status --json`) instead of
-    /// the live servers: no database access at all.
+    /// Plan from a recorded observation (`flipover observe`) instead of the
+    /// live servers: no database access at all.
     #[arg(long, value_name = "FILE")]
     pub observed: Option<PathBuf>,
+
+    /// Exit 0 when there is nothing to do, 2 when the plan has changes, 1 on
+    /// errors (for CI gates).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 /// Options that change what is planned, shared by plan and apply.
@@ -84,6 +89,8 @@ pub fn run(args: Args) -> miette::Result<i32> {
     print!("{}", render::plan_text::render(&topology, &observed, &plan));
     Ok(if plan.has_problems() {
         exit_codes::ERROR
+    } else if args.detailed_exitcode && !plan.is_empty() {
+        exit_codes::CHANGES
     } else {
         exit_codes::SUCCESS
     })
