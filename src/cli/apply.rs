@@ -5,10 +5,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use flipover::executor::lock::LockError;
 use flipover::executor::{self, Event, EventSink, ExecutorOptions, Outcome};
-use flipover::planner::{self, human_bytes};
+use flipover::planner::{self, human_bytes, Plan};
 use flipover::render;
-use flipover::{exit_codes, topology};
+use flipover::topology::{self, Topology};
+use flipover::exit_codes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use miette::IntoDiagnostic;
 
@@ -55,17 +57,29 @@ pub fn run(args: Args) -> miette::Result<i32> {
         return Ok(exit_codes::ERROR);
     }
 
+    execute(
+        &topology,
+        &plan,
+        args.observe.options().connect_timeout,
+        Duration::from_secs(args.catch_up_timeout),
+    )
+}
+
+/// Runs a confirmed plan with progress on stderr and reports the outcome as
+/// an exit code (shared with `flipover-cmd`).
+pub fn execute(
+    topology: &Topology,
+    plan: &Plan,
+    connect_timeout: Duration,
+    catch_up_timeout: Duration,
+) -> miette::Result<i32> {
     let options = ExecutorOptions {
-        connect_timeout: args
-            .observe
-            .options()
-            .connect_timeout
-            .max(Duration::from_secs(5)),
-        catch_up_timeout: Duration::from_secs(args.catch_up_timeout),
+        connect_timeout: connect_timeout.max(Duration::from_secs(5)),
+        catch_up_timeout,
         ..ExecutorOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-    let report = runtime.block_on(executor::apply(&topology, &plan, &options, progress_sink()));
+    let report = runtime.block_on(executor::apply(topology, plan, &options, progress_sink()));
 
     let failed: Vec<_> = report
         .steps
@@ -99,7 +113,7 @@ pub fn run(args: Args) -> miette::Result<i32> {
 }
 
 /// Asks for "yes" on the terminal; without one, refuses instead of hanging.
-fn confirmed() -> miette::Result<bool> {
+pub fn confirmed() -> miette::Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(miette::miette!(
             help = "review the plan, then run again with --auto-approve",
@@ -122,7 +136,7 @@ fn confirmed() -> miette::Result<bool> {
 }
 
 /// Progress on stderr: bars on a terminal, a line every few seconds elsewhere.
-fn progress_sink() -> EventSink {
+pub fn progress_sink() -> EventSink {
     let interactive = std::io::stderr().is_terminal();
     let bars: Mutex<BTreeMap<usize, (ProgressBar, Instant)>> = Mutex::new(BTreeMap::new());
     EventSink::new(move |event| {

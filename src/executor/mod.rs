@@ -11,6 +11,7 @@ pub mod agents;
 mod clone;
 mod events;
 mod failover;
+pub mod lock;
 mod rechain;
 mod replication;
 mod switchover;
