@@ -6,9 +6,11 @@
 pub mod db;
 pub mod executor;
 pub mod exit_codes;
+pub mod legacy;
 pub mod observe;
 pub mod planner;
 pub mod render;
 pub mod sandbox;
 pub mod sql;
 pub mod topology;
+pub mod wire;

@@ -1,14 +1,20 @@
 //! Golden planner cases: each directory of `tests/golden/` holds a
 //! topology.toml, an observed.json (what `flipover status --json` prints) and
 //! optionally `args` (extra plan flags); `plan.txt` is the expected output of
-//! `flipover plan --observed`. `UPDATE_GOLDEN=1 cargo test --test golden`
-//! rewrites the expectations; review the diff before committing it.
+//! `flipover plan --observed`, `plan.json` the plan document and `plan.md`
+//! its Markdown (none for a case refused before planning).
+//! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the expectations;
+//! review the diff before committing it.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::flipover;
+use flipover::observe::Observed;
+use flipover::planner::{self, PlanOptions};
+use flipover::render::{plan_json, plan_markdown};
+use flipover::wire::PlanOptionsDocument;
 
 #[test]
 fn every_golden_case_plans_as_recorded() {
@@ -85,6 +91,97 @@ fn every_golden_case_plans_as_recorded() {
     assert!(
         mismatches.is_empty(),
         "golden plans differ (UPDATE_GOLDEN=1 to accept):\n{}",
+        mismatches.join("\n")
+    );
+}
+
+fn golden_cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("topology.toml").is_file())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// The plan document and its Markdown for a case, made in-process through
+/// the library as `plan --json` makes them; `None` when `--failover` refuses
+/// before planning.
+fn formats(case: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(case.join("topology.toml")).unwrap();
+    // The file name as a user would give it, so the bytes do not depend on
+    // where the repository is checked out.
+    let topology = flipover::topology::parse(&text, Path::new("topology.toml")).unwrap();
+    let observed: Observed =
+        serde_json::from_str(&std::fs::read_to_string(case.join("observed.json")).unwrap())
+            .unwrap();
+    let args = std::fs::read_to_string(case.join("args")).unwrap_or_default();
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let replace: Vec<String> = args
+        .windows(2)
+        .filter(|pair| pair[0] == "--replace")
+        .map(|pair| pair[1].to_string())
+        .collect();
+    let failover = args.contains(&"--failover");
+    let topology = if failover {
+        planner::failover::choose(&topology, &observed).ok()?.0
+    } else {
+        topology
+    };
+    let options = PlanOptions {
+        replace: replace.iter().cloned().collect(),
+    };
+    let plan = planner::plan(&topology, &observed, &options);
+    let document = plan_json::document(
+        &topology,
+        &text,
+        "topology.toml",
+        &observed,
+        &plan,
+        &PlanOptionsDocument::new(replace, failover),
+    );
+    Some((document.to_json(), plan_markdown::render(&document)))
+}
+
+#[test]
+fn every_golden_case_has_its_json_and_markdown_as_recorded() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatches = Vec::new();
+    for case in golden_cases() {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let Some((json, markdown)) = formats(&case) else {
+            assert!(
+                !case.join("plan.json").exists(),
+                "{name}: refused before planning, yet a plan.json is recorded"
+            );
+            continue;
+        };
+        assert_eq!(
+            formats(&case),
+            Some((json.clone(), markdown.clone())),
+            "{name}: the plan document is not deterministic"
+        );
+        for (file, actual) in [("plan.json", &json), ("plan.md", &markdown)] {
+            let path = case.join(file);
+            if update {
+                std::fs::write(&path, actual).unwrap();
+                continue;
+            }
+            let expected = std::fs::read_to_string(&path).unwrap_or_default();
+            if &expected != actual {
+                let diff = similar::TextDiff::from_lines(&expected, actual)
+                    .unified_diff()
+                    .header("expected", "actual")
+                    .to_string();
+                mismatches.push(format!("{name}/{file}:\n{diff}"));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "golden plan documents differ (UPDATE_GOLDEN=1 to accept):\n{}",
         mismatches.join("\n")
     );
 }

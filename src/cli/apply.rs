@@ -5,12 +5,14 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use flipover::executor::journal::Journal;
 use flipover::executor::lock::LockError;
 use flipover::executor::{self, Event, EventSink, ExecutorOptions, Outcome};
+use flipover::exit_codes;
+use flipover::observe::Observed;
 use flipover::planner::{self, human_bytes, Plan};
 use flipover::render;
 use flipover::topology::{self, Topology};
-use flipover::exit_codes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use miette::IntoDiagnostic;
 
@@ -59,6 +61,7 @@ pub fn run(args: Args) -> miette::Result<i32> {
 
     execute(
         &topology,
+        &observed,
         &plan,
         args.observe.options().connect_timeout,
         Duration::from_secs(args.catch_up_timeout),
@@ -69,6 +72,7 @@ pub fn run(args: Args) -> miette::Result<i32> {
 /// an exit code (shared with `flipover-cmd`).
 pub fn execute(
     topology: &Topology,
+    observed: &Observed,
     plan: &Plan,
     connect_timeout: Duration,
     catch_up_timeout: Duration,
@@ -79,7 +83,39 @@ pub fn execute(
         ..ExecutorOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-    let report = runtime.block_on(executor::apply(topology, plan, &options, progress_sink()));
+    let lock = match runtime.block_on(executor::lock::acquire(
+        topology,
+        observed,
+        options.connect_timeout,
+    )) {
+        Ok(lock) => lock,
+        Err(LockError::Held {
+            cluster,
+            server,
+            holder,
+        }) => {
+            eprintln!("error: another apply is running on cluster {cluster}: its lock on {server} is held by {holder}; nothing was applied");
+            return Ok(exit_codes::LOCK_HELD);
+        }
+        Err(other) => return Err(other).into_diagnostic(),
+    };
+    let journal =
+        std::sync::Arc::new(runtime.block_on(Journal::begin(lock, &plan.summary().line())));
+    let report = runtime.block_on(executor::apply(
+        topology,
+        plan,
+        &options,
+        progress_sink(),
+        Some(journal.clone()),
+    ));
+    let outcome = if report.succeeded() {
+        "complete"
+    } else {
+        "failed"
+    };
+    if let Ok(journal) = std::sync::Arc::try_unwrap(journal) {
+        runtime.block_on(async { journal.finish(outcome).await.release().await });
+    }
 
     let failed: Vec<_> = report
         .steps

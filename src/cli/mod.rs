@@ -1,11 +1,13 @@
 //! Command-line front end: one module per subcommand. Only this layer prints
 //! to the terminal; it turns library errors into miette reports with hints.
 
-mod apply;
+pub mod apply;
+mod graph;
 mod observe;
 mod plan;
 mod sandbox;
-mod status;
+mod show;
+pub mod status;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +42,10 @@ pub enum Command {
     Plan(plan::Args),
     /// Plan, confirm, and carry out the plan.
     Apply(apply::Args),
+    /// Print a saved plan (JSON) as text, Markdown or JSON.
+    Show(show::Args),
+    /// Draw the desired topology, or with --plan the plan's steps, as Mermaid or DOT.
+    Graph(graph::Args),
     /// Run a local playground of real MariaDB servers, each with its agent.
     #[command(subcommand)]
     Sandbox(sandbox::Command),
@@ -117,6 +123,8 @@ pub fn run(cli: Cli) -> miette::Result<i32> {
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Sandbox(command) => sandbox::run(command),
+        Command::Show(args) => show::run(args),
+        Command::Graph(args) => graph::run(args),
     }
 }
 

@@ -110,6 +110,15 @@ async fn describe_holder(conn: &mut Connection, name: &str) -> String {
 }
 
 impl ClusterLock {
+    /// The connections holding the lock (the journal writes through them).
+    pub fn into_connections(self) -> Vec<Connection> {
+        self.connections
+    }
+
+    pub fn from_connections(connections: Vec<Connection>) -> ClusterLock {
+        ClusterLock { connections }
+    }
+
     /// Releases every lock (closing the connection would too).
     pub async fn release(self) {
         for mut conn in self.connections {

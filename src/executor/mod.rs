@@ -11,6 +11,7 @@ pub mod agents;
 mod clone;
 mod events;
 mod failover;
+pub mod journal;
 pub mod lock;
 mod rechain;
 mod replication;
@@ -94,6 +95,8 @@ pub(crate) struct Context {
     pub events: EventSink,
     /// Results of finished clones, by target, for the replication step after.
     pub clones: Mutex<BTreeMap<String, clone::CloneOutcome>>,
+    /// Where step starts and ends are recorded, when the apply holds the lock.
+    pub journal: Option<Arc<journal::Journal>>,
     /// One backup at a time per donor: a server runs one backup stage at a
     /// time, and two streams would only share its disk and network.
     pub donors: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -106,6 +109,7 @@ pub async fn apply(
     plan: &Plan,
     options: &ExecutorOptions,
     events: EventSink,
+    journal: Option<Arc<journal::Journal>>,
 ) -> ApplyReport {
     let started = Instant::now();
     let order = plan.ordered();
@@ -115,6 +119,7 @@ pub async fn apply(
         options: options.clone(),
         events,
         clones: Mutex::new(BTreeMap::new()),
+        journal,
         donors: Mutex::new(BTreeMap::new()),
     });
 
@@ -141,7 +146,17 @@ pub async fn apply(
                 });
                 running.spawn(async move {
                     let begun = Instant::now();
+                    let title = step.title();
+                    if let Some(journal) = &context.journal {
+                        journal.record(&title, "started", None).await;
+                    }
                     let result = run_step(&context, step_number, &step).await;
+                    if let Some(journal) = &context.journal {
+                        match &result {
+                            Ok(()) => journal.record(&title, "succeeded", None).await,
+                            Err(e) => journal.record(&title, "failed", Some(&e.0)).await,
+                        }
+                    }
                     (node, result.map(|()| begun.elapsed()))
                 });
             }

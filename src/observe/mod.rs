@@ -177,6 +177,7 @@ async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError>
         Dialect::Mariadb if variables.log_bin => oldest_binlog_gtid(conn).await?,
         _ => None,
     };
+    let last_apply = read_journal(conn).await;
     let user_schemas = conn
         .rows(sql::USER_SCHEMAS_QUERY)
         .await?
@@ -200,6 +201,31 @@ async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError>
         longest_transaction_seconds,
         binlog_oldest_gtid,
         replica,
+        last_apply,
+    })
+}
+
+/// The latest apply in the server's journal; none when it has no journal.
+async fn read_journal(conn: &mut db::Connection) -> Option<JournalApply> {
+    let rows = conn.rows(sql::JOURNAL_LATEST).await.ok()?;
+    let first = rows.first()?;
+    let column = |row, name| sql::column(row, name).map(str::to_string);
+    Some(JournalApply {
+        apply_id: column(first, "apply_id")?,
+        operator: column(first, "operator").unwrap_or_default(),
+        started_at: column(first, "at").unwrap_or_default(),
+        finished: rows
+            .iter()
+            .any(|r| sql::column(r, "state") == Some("finished")),
+        entries: rows
+            .iter()
+            .map(|r| JournalEntry {
+                step: column(r, "step").unwrap_or_default(),
+                state: column(r, "state").unwrap_or_default(),
+                detail: column(r, "detail"),
+                at: column(r, "at").unwrap_or_default(),
+            })
+            .collect(),
     })
 }
 

@@ -87,6 +87,31 @@ pub struct MysqlFacts {
     /// Replication from a source, when configured (`SHOW SLAVE/REPLICA STATUS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaStatus>,
+    /// The latest apply recorded in this server's journal, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_apply: Option<JournalApply>,
+}
+
+/// One apply as its journal recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalApply {
+    pub apply_id: String,
+    /// Who ran it: `user@host pid N`.
+    pub operator: String,
+    pub started_at: String,
+    /// Whether its end was recorded.
+    pub finished: bool,
+    pub entries: Vec<JournalEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub step: String,
+    /// `started`, `succeeded`, `failed`, `finished`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

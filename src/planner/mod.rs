@@ -40,6 +40,7 @@ pub struct PlanOptions {
 pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> Plan {
     let mut plan = Plan::default();
     let tree = ObservedTree::from_observed(topology, observed);
+    report_unfinished_applies(observed, &mut plan);
     check_options(topology, options, &mut plan);
     let current = switchover::current_primary(topology, observed, &tree, &mut plan);
     // A primary being replaced is the switchover's or failover's business,
@@ -80,6 +81,60 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
         read_only::plan_read_only(topology, observed, outgoing_primary.as_deref(), &mut plan);
     }
     plan
+}
+
+/// An apply whose journal never recorded its end was interrupted (killed,
+/// or its machine lost). The plan starts from the servers as they are, so
+/// finished steps are not redone; this says what happened.
+fn report_unfinished_applies(observed: &Observed, plan: &mut Plan) {
+    let latest: Vec<(&str, &crate::observe::JournalApply)> = observed
+        .servers
+        .values()
+        .filter_map(|s| Some((s.name.as_str(), s.facts()?.last_apply.as_ref()?)))
+        .collect();
+    // A clone copies its donor's journal mid-apply: an apply counts as
+    // finished when any server recorded its end.
+    let finished: std::collections::BTreeSet<&str> = latest
+        .iter()
+        .filter(|(_, a)| a.finished)
+        .map(|(_, a)| a.apply_id.as_str())
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for (server, apply) in latest {
+        if finished.contains(apply.apply_id.as_str()) || !seen.insert(apply.apply_id.clone()) {
+            continue;
+        }
+        let done: Vec<&str> = apply
+            .entries
+            .iter()
+            .filter(|e| e.state == "succeeded")
+            .map(|e| e.step.as_str())
+            .collect();
+        let open: Vec<&str> = apply
+            .entries
+            .iter()
+            .filter(|e| e.state == "started" && e.step != "apply")
+            .filter(|e| {
+                !apply
+                    .entries
+                    .iter()
+                    .any(|f| f.step == e.step && f.state != "started")
+            })
+            .map(|e| e.step.as_str())
+            .collect();
+        plan.warning(
+            None,
+            format!(
+                "an apply by {} started {} did not finish (journal on {}): done: {}; interrupted: {}",
+                apply.operator,
+                apply.started_at,
+                server,
+                if done.is_empty() { "nothing".to_string() } else { done.join(", ") },
+                if open.is_empty() { "between steps".to_string() } else { open.join(", ") }
+            ),
+            Some("this plan starts from the servers as they are now: what was done is not redone".to_string()),
+        );
+    }
 }
 
 fn check_options(topology: &Topology, options: &PlanOptions, plan: &mut Plan) {

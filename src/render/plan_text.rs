@@ -7,9 +7,10 @@ use similar::{ChangeTag, TextDiff};
 
 use super::topology_tree;
 use crate::observe::Observed;
-use crate::planner::tree::ObservedTree;
-use crate::planner::{Plan, StartPosition, Step};
+use crate::planner::tree::{ObservedSource, ObservedTree};
+use crate::planner::{Plan, Problem, StartPosition, Step};
 use crate::topology::Topology;
+use crate::wire::{Fingerprint, Note, PlanDocument};
 
 const TEMPLATE: &str = include_str!("templates/plan.txt.j2");
 
@@ -29,14 +30,9 @@ struct StepView {
     details: Vec<String>,
 }
 
+/// A problem or a warning.
 #[derive(Serialize)]
-struct WarningView {
-    message: String,
-    hint: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ProblemView {
+struct NoteView {
     message: String,
     hint: Option<String>,
 }
@@ -44,19 +40,10 @@ struct ProblemView {
 /// Renders `plan` for people. Deterministic: same inputs, same text.
 pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
     let tree = ObservedTree::from_observed(topology, observed);
-    let observed_text = lines_text(&topology_tree::observed_lines(&tree));
-    let desired_text = lines_text(&topology_tree::desired_lines(topology));
-    let diff: Vec<DiffLine> = TextDiff::from_lines(&observed_text, &desired_text)
-        .iter_all_changes()
-        .map(|change| DiffLine {
-            sign: match change.tag() {
-                ChangeTag::Equal => " ",
-                ChangeTag::Delete => "-",
-                ChangeTag::Insert => "+",
-            },
-            text: change.value().trim_end_matches('\n').to_string(),
-        })
-        .collect();
+    let diff = diff_lines(
+        &topology_tree::observed_lines(&tree),
+        &topology_tree::desired_lines(topology),
+    );
 
     let order = plan.ordered();
     let number_of = |node| {
@@ -84,15 +71,107 @@ pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
             }
         })
         .collect();
-    let problems: Vec<ProblemView> = plan
-        .problems
+    let notes = |notes: &[Problem]| -> Vec<NoteView> {
+        notes
+            .iter()
+            .map(|p| NoteView {
+                message: p.message.clone(),
+                hint: p.hint.clone(),
+            })
+            .collect()
+    };
+    render_view(
+        diff,
+        steps,
+        notes(&plan.problems),
+        notes(&plan.warnings),
+        plan.summary().line(),
+    )
+}
+
+/// Renders a saved plan document as `plan` printed it: the document holds
+/// the observed tree (in its fingerprint), the desired one, and every
+/// step's lines, so no server and no planner is needed.
+pub fn render_document(document: &PlanDocument) -> String {
+    let tree = observed_tree(&document.fingerprint);
+    let diff = diff_lines(
+        &topology_tree::observed_lines(&tree),
+        &topology_tree::desired_lines_from_sources(&document.desired),
+    );
+    let steps = document
+        .steps
         .iter()
-        .map(|p| ProblemView {
-            message: p.message.clone(),
-            hint: p.hint.clone(),
+        .map(|step| StepView {
+            number: step.number,
+            title: step.title.clone(),
+            destructive: step.destructive,
+            blocks_writes: step.blocks_writes,
+            after: step.depends_on.clone(),
+            details: step.details.clone(),
         })
         .collect();
+    let notes = |notes: &[Note]| -> Vec<NoteView> {
+        notes
+            .iter()
+            .map(|n| NoteView {
+                message: n.message.clone(),
+                hint: n.hint.clone(),
+            })
+            .collect()
+    };
+    render_view(
+        diff,
+        steps,
+        notes(&document.problems),
+        notes(&document.warnings),
+        document.summary.line.clone(),
+    )
+}
 
+/// The observed tree as a fingerprint records it: a source that names no
+/// server of the fingerprint is an address outside the topology.
+pub(crate) fn observed_tree(fingerprint: &Fingerprint) -> ObservedTree {
+    let sources = fingerprint
+        .servers
+        .iter()
+        .map(|(name, facts)| {
+            let source = match &facts.source {
+                _ if !facts.reachable => ObservedSource::Unknown,
+                None => ObservedSource::None,
+                Some(source) if fingerprint.servers.contains_key(source) => {
+                    ObservedSource::Server(source.clone())
+                }
+                Some(address) => ObservedSource::Foreign(address.clone()),
+            };
+            (name.clone(), source)
+        })
+        .collect();
+    ObservedTree { sources }
+}
+
+fn diff_lines(observed: &[String], desired: &[String]) -> Vec<DiffLine> {
+    let observed_text = lines_text(observed);
+    let desired_text = lines_text(desired);
+    TextDiff::from_lines(&observed_text, &desired_text)
+        .iter_all_changes()
+        .map(|change| DiffLine {
+            sign: match change.tag() {
+                ChangeTag::Equal => " ",
+                ChangeTag::Delete => "-",
+                ChangeTag::Insert => "+",
+            },
+            text: change.value().trim_end_matches('\n').to_string(),
+        })
+        .collect()
+}
+
+fn render_view(
+    diff: Vec<DiffLine>,
+    steps: Vec<StepView>,
+    problems: Vec<NoteView>,
+    warnings: Vec<NoteView>,
+    summary: String,
+) -> String {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
@@ -100,13 +179,7 @@ pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
         .expect("the plan template parses");
     env.get_template("plan")
         .expect("registered above")
-        .render(context! {
-            diff,
-            steps,
-            problems,
-            warnings => plan.warnings.iter().map(|w| WarningView { message: w.message.clone(), hint: w.hint.clone() }).collect::<Vec<_>>(),
-            summary => plan.summary().line(),
-        })
+        .render(context! { diff, steps, problems, warnings, summary })
         .expect("the plan template renders")
 }
 
@@ -224,8 +297,9 @@ fn lines_text(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// What a step will do, in the order it does it.
-fn details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<String> {
+/// What a step will do, in the order it does it (also the plan JSON's
+/// `details`, so text and JSON never disagree).
+pub(crate) fn details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<String> {
     match step {
         Step::Clone(clone) => {
             let target = &topology.servers[&clone.target];

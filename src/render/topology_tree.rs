@@ -1,28 +1,41 @@
 //! Topologies drawn as indented trees, one server per line, so that the
 //! observed and the desired tree can be diffed line by line.
 
+use std::collections::BTreeMap;
+
 use crate::planner::tree::{ObservedSource, ObservedTree};
 use crate::topology::Topology;
 
 /// The desired tree, from the topology file.
 pub fn desired_lines(topology: &Topology) -> Vec<String> {
+    let sources: BTreeMap<String, Option<String>> = topology
+        .servers
+        .values()
+        .map(|s| (s.name.clone(), s.source.clone()))
+        .collect();
+    desired_lines_from_sources(&sources)
+}
+
+/// The desired tree from each server's desired source (`None`: the primary),
+/// as a saved plan records it.
+pub fn desired_lines_from_sources(sources: &BTreeMap<String, Option<String>>) -> Vec<String> {
     let mut lines = Vec::new();
-    let primary = &topology.primary().name;
-    draw(
-        primary,
-        &|name: &str| {
-            topology
-                .servers
-                .values()
-                .filter(|s| s.source.as_deref() == Some(name))
-                .map(|s| s.name.clone())
-                .collect()
-        },
-        &|name| name.to_string(),
-        "",
-        None,
-        &mut lines,
-    );
+    for (root, _) in sources.iter().filter(|(_, source)| source.is_none()) {
+        draw(
+            root,
+            &|name: &str| {
+                sources
+                    .iter()
+                    .filter(|(_, source)| source.as_deref() == Some(name))
+                    .map(|(child, _)| child.clone())
+                    .collect()
+            },
+            &|name| name.to_string(),
+            "",
+            None,
+            &mut lines,
+        );
+    }
     lines
 }
 

@@ -79,6 +79,18 @@ pub fn parse_replica_status(row: &TextRow) -> Result<ReplicaStatus, ParseError> 
     })
 }
 
+/// The replicas registered with this server (as they report themselves).
+pub const REPLICA_HOSTS: &str = "SHOW SLAVE HOSTS";
+
+pub fn parse_replica_host(row: &TextRow) -> Result<super::ReplicaHost, ParseError> {
+    let q = REPLICA_HOSTS;
+    Ok(super::ReplicaHost {
+        server_id: parse_u64(q, "Server_id", required(row, q, "Server_id")?)? as u32,
+        host: column(row, "Host").unwrap_or_default().trim().to_string(),
+        port: parse_u64(q, "Port", required(row, q, "Port")?)? as u16,
+    })
+}
+
 pub const START_REPLICA: &str = "START SLAVE";
 pub const STOP_REPLICA: &str = "STOP SLAVE";
 pub const RESET_REPLICA_ALL: &str = "RESET SLAVE ALL";

@@ -42,9 +42,28 @@ pub struct Variables {
 }
 
 /// Lists the schemas that hold user data.
+/// flipover's own `flipover` schema (the apply journal) is not user data.
 pub const USER_SCHEMAS_QUERY: &str = "SELECT schema_name AS name FROM information_schema.schemata \
-     WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+     WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys', 'flipover') \
      ORDER BY schema_name";
+
+/// The apply journal: kept on every server, never binlogged (`sql_log_bin=0`),
+/// so it adds no GTIDs and survives the machine that ran flipover.
+pub const JOURNAL_SETUP: &[&str] = &[
+    "SET SESSION sql_log_bin = 0",
+    "CREATE DATABASE IF NOT EXISTS flipover",
+    "CREATE TABLE IF NOT EXISTS flipover.journal (\
+       apply_id VARCHAR(40) NOT NULL, seq INT NOT NULL, step VARCHAR(255) NOT NULL, \
+       state VARCHAR(16) NOT NULL, detail TEXT, \
+       at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), \
+       operator VARCHAR(255) NOT NULL, PRIMARY KEY (apply_id, seq)) ENGINE=InnoDB",
+];
+
+/// The rows of the latest apply recorded on a server, in order.
+pub const JOURNAL_LATEST: &str = "SELECT apply_id, seq, step, state, detail, \
+     DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s') AS at, operator FROM flipover.journal \
+     WHERE apply_id = (SELECT apply_id FROM flipover.journal ORDER BY at DESC, seq DESC LIMIT 1) \
+     ORDER BY seq";
 
 impl Dialect {
     /// Chooses the dialect from `@@version` (and `@@version_comment`, which
@@ -254,6 +273,33 @@ impl Dialect {
             column(&row, "version").unwrap_or_default(),
             column(&row, "comment").unwrap_or_default(),
         ))
+    }
+}
+
+/// A replica registered with a source (`SHOW SLAVE HOSTS` / `SHOW REPLICAS`):
+/// how the replica reports itself (`report_host`, `report_port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaHost {
+    pub server_id: u32,
+    /// Empty when the replica sets no `report_host`.
+    pub host: String,
+    pub port: u16,
+}
+
+/// The replicas a source knows of, per dialect (discovery walks down with it).
+impl Dialect {
+    pub fn replica_hosts_query(self) -> &'static str {
+        match self {
+            Dialect::Mariadb => mariadb::REPLICA_HOSTS,
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::REPLICA_HOSTS,
+        }
+    }
+
+    pub fn parse_replica_host(self, row: &TextRow) -> Result<ReplicaHost, ParseError> {
+        match self {
+            Dialect::Mariadb => mariadb::parse_replica_host(row),
+            Dialect::Mysql80 | Dialect::Mysql84 => mysql::parse_replica_host(row),
+        }
     }
 }
 

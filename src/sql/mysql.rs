@@ -82,6 +82,18 @@ pub fn parse_replica_status(row: &TextRow) -> Result<ReplicaStatus, ParseError> 
     })
 }
 
+/// The replicas registered with this server (8.0.22+; `SHOW SLAVE HOSTS` is gone in 8.4).
+pub const REPLICA_HOSTS: &str = "SHOW REPLICAS";
+
+pub fn parse_replica_host(row: &TextRow) -> Result<super::ReplicaHost, ParseError> {
+    let q = REPLICA_HOSTS;
+    Ok(super::ReplicaHost {
+        server_id: parse_u64(q, "Server_Id", required(row, q, "Server_Id")?)? as u32,
+        host: column(row, "Host").unwrap_or_default().trim().to_string(),
+        port: parse_u64(q, "Port", required(row, q, "Port")?)? as u16,
+    })
+}
+
 pub const START_REPLICA: &str = "START REPLICA";
 pub const STOP_REPLICA: &str = "STOP REPLICA";
 pub const RESET_REPLICA_ALL: &str = "RESET REPLICA ALL";
@@ -305,6 +317,38 @@ mod tests {
             .sessions_to_kill_query()
             .contains("'Binlog Dump GTID'"));
         assert_eq!(Dialect::Mysql80.reset_replica_all(), "RESET REPLICA ALL");
+    }
+
+    #[test]
+    fn replicas_are_listed_with_show_replicas() {
+        assert_eq!(Dialect::Mysql80.replica_hosts_query(), "SHOW REPLICAS");
+        assert_eq!(Dialect::Mysql84.replica_hosts_query(), "SHOW REPLICAS");
+        let host = Dialect::Mysql84
+            .parse_replica_host(&row(&[
+                ("Server_Id", Some("3")),
+                ("Host", Some("10.0.0.3")),
+                ("Port", Some("3307")),
+                ("Source_Id", Some("1")),
+                ("Replica_UUID", Some("4e7b1c2a-0000-11ef-9e2c-0242ac120003")),
+            ]))
+            .unwrap();
+        assert_eq!(
+            host,
+            crate::sql::ReplicaHost {
+                server_id: 3,
+                host: "10.0.0.3".into(),
+                port: 3307
+            }
+        );
+        // No report_host on the replica: an empty Host, still a valid row.
+        let anonymous = Dialect::Mysql80
+            .parse_replica_host(&row(&[
+                ("Server_Id", Some("4")),
+                ("Host", Some("")),
+                ("Port", Some("3306")),
+            ]))
+            .unwrap();
+        assert!(anonymous.host.is_empty());
     }
 
     #[test]

@@ -9,7 +9,14 @@ use std::path::{Path, PathBuf};
 /// Datadir subdirectories every server has; anything else is a database
 /// someone created. `lost+found` is a filesystem's, and names starting with
 /// `#` (MySQL's `#innodb_redo`) or `.` are never databases.
-const SYSTEM_DIRS: &[&str] = &["mysql", "performance_schema", "sys", "lost+found"];
+/// `flipover` holds flipover's own apply journal, not user data.
+const SYSTEM_DIRS: &[&str] = &[
+    "mysql",
+    "performance_schema",
+    "sys",
+    "lost+found",
+    "flipover",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatadirError {

@@ -1,0 +1,107 @@
+//! The apply journal: each step's start and end, written on every server the
+//! apply holds the cluster lock on (through those same connections), with
+//! binary logging off for the session so it adds no GTIDs. It survives the
+//! machine that runs flipover; the next observation reads it back, and a
+//! plan reports an apply that never recorded its end.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rand::distr::{Alphanumeric, SampleString};
+use tokio::sync::Mutex;
+
+use super::lock::ClusterLock;
+use crate::db::{quote_literal, Connection};
+use crate::sql;
+
+pub struct Journal {
+    apply_id: String,
+    operator: String,
+    seq: AtomicU32,
+    connections: Mutex<Vec<Connection>>,
+}
+
+impl Journal {
+    /// Prepares the journal table on every locked server and records the
+    /// apply's start. A server where that fails is simply not journaled.
+    pub async fn begin(lock: ClusterLock, summary: &str) -> Journal {
+        let mut connections = Vec::new();
+        for mut conn in lock.into_connections() {
+            let mut ready = true;
+            for statement in sql::JOURNAL_SETUP {
+                if conn.execute(statement).await.is_err() {
+                    ready = false;
+                    break;
+                }
+            }
+            if ready {
+                connections.push(conn);
+            } else {
+                tracing::debug!(
+                    "{}: no journal (cannot create flipover.journal)",
+                    conn.address
+                );
+                connections.push(conn);
+            }
+        }
+        let journal = Journal {
+            apply_id: format!(
+                "{}-{}",
+                std::process::id(),
+                Alphanumeric.sample_string(&mut rand::rng(), 12)
+            ),
+            operator: operator(),
+            seq: AtomicU32::new(0),
+            connections: Mutex::new(connections),
+        };
+        journal.record("apply", "started", Some(summary)).await;
+        journal
+    }
+
+    /// Records a step event everywhere it can; failures are not fatal (a
+    /// clone target restarts, for one).
+    pub async fn record(&self, step: &str, state: &str, detail: Option<&str>) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+        let statement = format!(
+            "INSERT INTO flipover.journal (apply_id, seq, step, state, detail, operator) \
+             VALUES ({}, {seq}, {}, {}, {}, {})",
+            quote_literal(&self.apply_id),
+            quote_literal(step),
+            quote_literal(state),
+            detail
+                .map(quote_literal)
+                .unwrap_or_else(|| "NULL".to_string()),
+            quote_literal(&self.operator)
+        );
+        let mut connections = self.connections.lock().await;
+        for conn in connections.iter_mut() {
+            if let Err(e) = conn.execute(&statement).await {
+                tracing::debug!("journal on {}: {e}", conn.address);
+            }
+        }
+    }
+
+    /// Records the end and gives the lock back.
+    pub async fn finish(self, outcome: &str) -> ClusterLock {
+        self.record("apply", "finished", Some(outcome)).await;
+        ClusterLock::from_connections(self.connections.into_inner())
+    }
+}
+
+/// `user@host pid N`, to tell operators apart in the journal.
+fn operator() -> String {
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| "unknown".to_string())
+        });
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_string());
+    format!("{user}@{host} pid {}", std::process::id())
+}
