@@ -79,6 +79,7 @@ pub fn execute(
 ) -> miette::Result<i32> {
     let options = ExecutorOptions {
         connect_timeout: connect_timeout.max(Duration::from_secs(5)),
+        probe_timeout: connect_timeout,
         catch_up_timeout,
         ..ExecutorOptions::default()
     };

@@ -171,7 +171,7 @@ async fn ensure_still_dead(context: &Context, old: &str) -> Result<(), StepError
             .map_err(|e| StepError::new(e.to_string()))?,
         socket: None,
     };
-    match db::connect(&endpoint, context.options.connect_timeout).await {
+    match db::connect(&endpoint, context.options.probe_timeout).await {
         Ok(conn) => {
             conn.close().await;
             Err(StepError::new(format!(

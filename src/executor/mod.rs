@@ -33,6 +33,9 @@ pub use events::{Event, EventSink};
 pub struct ExecutorOptions {
     /// Connecting to a server or an agent.
     pub connect_timeout: Duration,
+    /// Checking that a server is (still) unreachable: the timeout observation
+    /// used to find it unreachable, so a silent host costs no more than that.
+    pub probe_timeout: Duration,
     /// How long a new replica may take to catch up with its source.
     pub catch_up_timeout: Duration,
     /// How long a clone may take from start to mysqld running on the copy.
@@ -43,6 +46,7 @@ impl Default for ExecutorOptions {
     fn default() -> Self {
         ExecutorOptions {
             connect_timeout: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(2),
             catch_up_timeout: Duration::from_secs(600),
             clone_timeout: Duration::from_secs(24 * 3600),
         }
