@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,11 @@ use flipover::executor::lock::LockError;
 use flipover::executor::{self, Event, EventSink, ExecutorOptions, Outcome};
 use flipover::exit_codes;
 use flipover::observe::Observed;
+use flipover::planner::PlanOptions;
 use flipover::planner::{self, human_bytes, Plan};
 use flipover::render;
 use flipover::topology::{self, Topology};
+use flipover::wire::Fingerprint;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use miette::IntoDiagnostic;
 
@@ -38,12 +41,21 @@ pub struct Args {
     /// How long a new replica may take to catch up with its source.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub catch_up_timeout: u64,
+
+    /// A plan saved with `flipover plan --out FILE`: applied without a
+    /// prompt, after checking the servers have not changed since (exit 3
+    /// when they have).
+    #[arg(value_name = "PLANFILE", conflicts_with_all = ["names", "failover"])]
+    pub plan_file: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> miette::Result<i32> {
+    if let Some(path) = &args.plan_file {
+        return apply_saved(&args, path);
+    }
     let topology = topology::load(&args.topology.file)?;
     let observed = args.observe.observe(&topology)?;
-    let topology = args.replace.desired(topology, &observed)?;
+    let topology = args.replace.desired(topology, &observed, true)?;
     let plan = planner::plan(&topology, &observed, &args.replace.options());
     print!("{}", render::plan_text::render(&topology, &observed, &plan));
     std::io::stdout().flush().into_diagnostic()?;
@@ -59,6 +71,72 @@ pub fn run(args: Args) -> miette::Result<i32> {
         return Ok(exit_codes::ERROR);
     }
 
+    execute(
+        &topology,
+        &observed,
+        &plan,
+        args.observe.options().connect_timeout,
+        Duration::from_secs(args.catch_up_timeout),
+    )
+}
+
+/// `apply PLANFILE`: the saved plan's topology and options, observed again;
+/// refused as stale when a structural fact changed or the plan would now
+/// differ, else run without a prompt (the plan was the review).
+fn apply_saved(args: &Args, path: &Path) -> miette::Result<i32> {
+    let document = super::show::read_plan(path)?;
+    if !document.problems.is_empty() {
+        eprintln!(
+            "error: {} was saved with problems; it cannot be applied",
+            path.display()
+        );
+        return Ok(exit_codes::ERROR);
+    }
+    let mut topology = topology::parse(
+        &document.topology.text,
+        Path::new(&document.topology.file_name),
+    )?;
+    // The primary the plan chose (`--failover`) is part of the plan.
+    for (name, source) in &document.desired {
+        if let Some(server) = topology.servers.get_mut(name) {
+            server.source = source.clone();
+        }
+    }
+    let observed = args.observe.observe(&topology)?;
+    let changed = document
+        .fingerprint
+        .differences(&Fingerprint::of(&topology, &observed));
+    if !changed.is_empty() {
+        eprintln!(
+            "error: {} is stale: the servers changed since it was made:",
+            path.display()
+        );
+        for change in &changed {
+            eprintln!("  {change}");
+        }
+        eprintln!("hint: make a new plan (`flipover plan --out FILE`), review it, apply it");
+        return Ok(exit_codes::STALE_PLAN);
+    }
+    let options = PlanOptions {
+        replace: document.options.replace.iter().cloned().collect(),
+    };
+    let plan = planner::plan(&topology, &observed, &options);
+    let now: Vec<String> = plan.ordered().iter().map(|n| plan.graph[*n].id()).collect();
+    let saved: Vec<String> = document.steps.iter().map(|s| s.id.clone()).collect();
+    if now != saved || plan.has_problems() {
+        eprintln!(
+            "error: {} is stale: planned now, the steps would be [{}], not [{}]",
+            path.display(),
+            now.join(", "),
+            saved.join(", ")
+        );
+        return Ok(exit_codes::STALE_PLAN);
+    }
+    print!("{}", render::plan_text::render(&topology, &observed, &plan));
+    std::io::stdout().flush().into_diagnostic()?;
+    if plan.is_empty() {
+        return Ok(exit_codes::SUCCESS);
+    }
     execute(
         &topology,
         &observed,

@@ -1,13 +1,15 @@
 //! `flipover plan -f FILE`: observe, diff against the topology, show the plan.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use flipover::exit_codes;
 use flipover::observe::Observed;
 use flipover::planner::{self, PlanOptions};
 use flipover::render;
 use flipover::topology::{self, Topology};
+use flipover::wire::PlanOptionsDocument;
+use miette::{Context, IntoDiagnostic};
 
 use super::{ObserveArgs, TopologyFileArg};
 
@@ -31,6 +33,27 @@ pub struct Args {
     /// errors (for CI gates).
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// Output format: text for people, markdown for pull-request comments,
+    /// json (the versioned plan document, `schemas/plan.schema.json`).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+
+    /// Also save the plan to FILE, for `flipover apply FILE` (which refuses it
+    /// if the servers changed meanwhile) and `flipover show FILE`.
+    #[arg(long = "out", short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
 }
 
 /// Options that change what is planned, shared by plan and apply.
@@ -55,17 +78,29 @@ impl ReplaceArg {
     }
 
     /// With `--failover`, the topology with the chosen replacement as primary
-    /// (the choice and the edits it implies printed first); else `topology`.
-    pub fn desired(&self, topology: Topology, observed: &Observed) -> miette::Result<Topology> {
+    /// (the choice and the edits it implies printed first, on stdout before
+    /// a text plan, else on stderr); else `topology`.
+    pub fn desired(
+        &self,
+        topology: Topology,
+        observed: &Observed,
+        explain_on_stdout: bool,
+    ) -> miette::Result<Topology> {
         if !self.failover {
             return Ok(topology);
         }
         match planner::failover::choose(&topology, observed) {
             Ok((chosen, explanation)) => {
                 for line in explanation {
-                    println!("--failover: {line}");
+                    if explain_on_stdout {
+                        println!("--failover: {line}");
+                    } else {
+                        eprintln!("--failover: {line}");
+                    }
                 }
-                println!();
+                if explain_on_stdout {
+                    println!();
+                }
                 Ok(chosen)
             }
             Err(reasons) => Err(miette::miette!(
@@ -79,14 +114,41 @@ impl ReplaceArg {
 }
 
 pub fn run(args: Args) -> miette::Result<i32> {
-    let topology = topology::load(&args.topology.file)?;
+    let (topology, text) = load_with_text(&args.topology.file)?;
     let observed = match &args.observed {
         Some(path) => super::read_observed(path, &topology)?,
         None => args.observe.observe(&topology)?,
     };
-    let topology = args.replace.desired(topology, &observed)?;
+    let format = if args.json { Format::Json } else { args.format };
+    let topology = args
+        .replace
+        .desired(topology, &observed, format == Format::Text)?;
     let plan = planner::plan(&topology, &observed, &args.replace.options());
-    print!("{}", render::plan_text::render(&topology, &observed, &plan));
+    let document = || {
+        render::plan_json::document(
+            &topology,
+            &text,
+            &args.topology.file.display().to_string(),
+            &observed,
+            &plan,
+            &PlanOptionsDocument::new(args.replace.names.iter().cloned(), args.replace.failover),
+        )
+    };
+    match format {
+        Format::Text => print!("{}", render::plan_text::render(&topology, &observed, &plan)),
+        Format::Markdown => print!("{}", render::plan_markdown::render(&document())),
+        Format::Json => print!("{}", document().to_json()),
+    }
+    if let Some(out) = &args.out {
+        std::fs::write(out, document().to_json())
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write the plan to {}", out.display()))?;
+        eprintln!(
+            "plan saved to {}: apply it with `flipover apply {}`",
+            out.display(),
+            out.display()
+        );
+    }
     Ok(if plan.has_problems() {
         exit_codes::ERROR
     } else if args.detailed_exitcode && !plan.is_empty() {
@@ -94,4 +156,13 @@ pub fn run(args: Args) -> miette::Result<i32> {
     } else {
         exit_codes::SUCCESS
     })
+}
+
+/// Reads and validates a topology file, keeping its text (a saved plan
+/// carries it).
+pub fn load_with_text(path: &Path) -> miette::Result<(Topology, String)> {
+    let text = std::fs::read_to_string(path)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    Ok((topology::parse(&text, path)?, text))
 }

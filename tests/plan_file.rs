@@ -1,0 +1,93 @@
+//! Saved plans: `plan --out`, `show`, `apply PLANFILE` and the stale-plan
+//! refusal, on real sandboxes.
+
+mod common;
+
+use common::{flipover, observe, TestSandbox};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_is_shown_and_applied_without_a_prompt() {
+    let sandbox = TestSandbox::up(2);
+    let file = sandbox.dir.join("plan.json");
+    let plan = flipover(&[
+        "plan",
+        "-f",
+        &sandbox.topology_arg(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+
+    let json = flipover(&["plan", "-f", &sandbox.topology_arg(), "--json"]);
+    let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(document["format_version"], 1);
+    assert_eq!(document["steps"][0]["kind"], "clone");
+    let markdown = flipover(&[
+        "plan",
+        "-f",
+        &sandbox.topology_arg(),
+        "--format",
+        "markdown",
+    ]);
+    assert!(String::from_utf8_lossy(&markdown.stdout).contains("**Plan: 1 clone"));
+
+    let shown = flipover(&["show", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success() && text.contains("clone db2 from db1"),
+        "{text}"
+    );
+
+    // No --auto-approve and no terminal: a saved plan still runs.
+    let applied = flipover(&["apply", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success(), "{stderr}");
+    assert!(observe(&sandbox.topology()).servers["db2"]
+        .facts()
+        .unwrap()
+        .replica
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_plan_is_refused_with_the_facts_that_changed() {
+    let sandbox = TestSandbox::up(3);
+    let file = sandbox.dir.join("plan.json");
+    assert!(flipover(&[
+        "plan",
+        "-f",
+        &sandbox.topology_arg(),
+        "--out",
+        file.to_str().unwrap()
+    ])
+    .status
+    .success());
+
+    // Meanwhile db3's mysqld dies.
+    kill(
+        Pid::from_raw(sandbox.mysqld_pid("db3") as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let applied = flipover(&["apply", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&applied.stderr);
+    assert_eq!(applied.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("is stale") && stderr.contains("db3"),
+        "{stderr}"
+    );
+    // Nothing was applied.
+    assert!(observe(&sandbox.topology()).servers["db2"]
+        .facts()
+        .unwrap()
+        .replica
+        .is_none());
+}
