@@ -4,6 +4,7 @@
 //! (compiled into the `flipover` binary). See `ARCHITECTURE.md` for the map.
 
 pub mod db;
+pub mod discover;
 pub mod executor;
 pub mod exit_codes;
 pub mod legacy;

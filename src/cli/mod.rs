@@ -3,6 +3,7 @@
 
 pub mod apply;
 mod graph;
+mod import;
 mod observe;
 mod plan;
 mod sandbox;
@@ -36,6 +37,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Show the observed replication tree of the servers in a topology file.
     Status(status::Args),
+    /// Discover a running cluster and write its topology file.
+    Import(import::Args),
     /// Record the observed state as JSON (what `plan --observed` reads).
     Observe(observe::Args),
     /// Show what `apply` would change: the steps from the observed servers to the topology.
@@ -119,6 +122,7 @@ pub fn run(cli: Cli) -> miette::Result<i32> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Status(args) => status::run(args),
+        Command::Import(args) => import::run(args),
         Command::Observe(args) => observe::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),

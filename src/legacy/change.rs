@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::discover::{server_name, Address, Discovered};
+use crate::discover::{server_name, Address, Discovered};
 use crate::observe::Observed;
 use crate::planner::failover::with_primary;
 use crate::planner::{data_state, DataState, PlanOptions};

@@ -10,8 +10,8 @@
 
 pub mod access;
 pub mod change;
-pub mod discover;
+
 
 pub use access::{access, agent_token, AccessError};
 pub use change::{clone_options, clone_slave, promote_slave, replace_master, ChangeError};
-pub use discover::{discover, server_name, Address, DiscoverError, DiscoverOptions, Discovered};
+pub use crate::discover::{discover, server_name, Address, DiscoverError, DiscoverOptions, Discovered};

@@ -12,6 +12,7 @@
 
 mod diagnostics;
 mod model;
+mod write;
 mod raw;
 mod shape;
 mod suggest;
@@ -24,6 +25,7 @@ use toml::de::DeTable;
 
 pub use diagnostics::{InvalidTopology, Problem, ProblemKind, TopologyError};
 pub use model::*;
+pub use write::to_toml;
 
 /// Reads and validates the topology file at `path`.
 pub fn load(path: &Path) -> Result<Topology, TopologyError> {

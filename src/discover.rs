@@ -90,7 +90,7 @@ pub enum DiscoverError {
     #[error("{address} does not answer, so nothing can be discovered from it: {error}")]
     SeedUnreachable { address: Address, error: String },
     #[error(
-        "the servers form {} separate replication trees (primaries: {}); flipover-cmd \
+        "the servers form {} separate replication trees (primaries: {}); flipover \
          manages one tree",
         roots.len(),
         roots.join(", ")

@@ -1,0 +1,109 @@
+//! `flipover import --from HOST[:PORT]`: discover a running cluster and write
+//! its topology file, so that it can be managed from then on (`plan` on the
+//! result shows no changes to the replication tree).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flipover::discover::{self, Address, DiscoverOptions};
+use flipover::exit_codes;
+use flipover::topology::{self, Access, Secret};
+use miette::{Context, IntoDiagnostic};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A server of the cluster to start from (any: discovery walks up and down).
+    #[arg(long = "from", value_name = "HOST[:PORT]")]
+    pub from: String,
+
+    /// Admin account flipover will use.
+    #[arg(long, default_value = "flipover")]
+    pub user: String,
+
+    /// Environment variable holding its password (read now to connect, and
+    /// written into the file as `{ env = … }`: no secret lands in the file).
+    #[arg(long, default_value = "FLIPOVER_PASSWORD", value_name = "VAR")]
+    pub password_env: String,
+
+    /// Replication account written into the file.
+    #[arg(long, default_value = "repl")]
+    pub repl_user: String,
+
+    /// Environment variable of the replication password, written as `{ env = … }`.
+    #[arg(long, default_value = "FLIPOVER_REPL_PASSWORD", value_name = "VAR")]
+    pub repl_password_env: String,
+
+    /// File holding the agents' token, written as `{ file = … }`.
+    #[arg(long, value_name = "FILE")]
+    pub agent_token_file: Option<PathBuf>,
+
+    /// The cluster's name (default: the primary's).
+    #[arg(long)]
+    pub cluster: Option<String>,
+
+    /// Write the topology here instead of stdout.
+    #[arg(long = "out", short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Give up on a server that has not answered after this many seconds.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub connect_timeout: f64,
+}
+
+pub fn run(args: Args) -> miette::Result<i32> {
+    let seed =
+        Address::parse(&args.from).map_err(|e| miette::miette!("--from {}: {e}", args.from))?;
+    let password = std::env::var(&args.password_env).unwrap_or_default();
+    // Discovery connects with the resolved password; the file keeps the reference.
+    let connect_access = Access {
+        user: args.user.clone(),
+        password: Some(Secret::Literal(password)),
+        repl_user: args.repl_user.clone(),
+        repl_password: None,
+        agent_token: None,
+    };
+    let options = DiscoverOptions {
+        connect_timeout: Duration::from_secs_f64(args.connect_timeout),
+        cluster: args.cluster.clone(),
+    };
+    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+    let mut discovered = runtime
+        .block_on(discover::discover(&connect_access, &[seed], &options))
+        .into_diagnostic()
+        .wrap_err("cannot import the cluster")?;
+    for note in &discovered.notes {
+        eprintln!("note: {note}");
+    }
+    for server in &discovered.unreachable {
+        eprintln!("warning: {server} does not answer: imported from what its neighbours say");
+    }
+    discovered.topology.access = Access {
+        user: args.user,
+        password: Some(Secret::Env(args.password_env)),
+        repl_user: args.repl_user,
+        repl_password: Some(Secret::Env(args.repl_password_env)),
+        agent_token: args
+            .agent_token_file
+            .map(|path| Secret::File(std::path::absolute(&path).unwrap_or(path))),
+    };
+    let text = format!(
+        "# Imported by `flipover import` from {}: the replication tree as the servers describe it.\n\n{}",
+        args.from,
+        topology::to_toml(&discovered.topology)
+    );
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &text)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "wrote {} ({} servers); check it with `flipover plan -f {}`",
+                path.display(),
+                discovered.topology.servers.len(),
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(exit_codes::SUCCESS)
+}
