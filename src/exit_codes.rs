@@ -14,3 +14,6 @@ pub const CHANGES: i32 = 2;
 pub const STALE_PLAN: i32 = 3;
 /// `apply`: another apply holds the cluster's lock.
 pub const LOCK_HELD: i32 = 4;
+/// `apply PLANFILE` / `show PLANFILE`: the file is not a plan this flipover
+/// can use: unreadable, truncated, edited, foreign, or another format version.
+pub const INVALID_PLAN_FILE: i32 = 5;

@@ -91,3 +91,17 @@ async fn a_stale_plan_is_refused_with_the_facts_that_changed() {
         .replica
         .is_none());
 }
+
+#[test]
+fn a_foreign_or_truncated_plan_file_is_refused_with_its_own_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"format_version\": 1, \"steps\": [").unwrap();
+    let output = flipover(&["apply", garbage.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

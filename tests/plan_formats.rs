@@ -147,7 +147,7 @@ fn show_refuses_another_format_version() {
     value["format_version"] = serde_json::json!(2);
     let file = saved(&dir, "v2.json", &value.to_string());
     let output = flipover(&["show", &file]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(5));
     assert!(stdout(&output).is_empty());
     let message = report(&output);
     assert!(
@@ -199,7 +199,7 @@ fn show_refuses_garbage_truncated_foreign_and_edited_files() {
     for (file, expected) in cases {
         let output = flipover(&["show", &file]);
         let message = report(&output);
-        assert_eq!(output.status.code(), Some(1), "{file}: {message}");
+        assert_eq!(output.status.code(), Some(5), "{file}: {message}");
         assert!(stdout(&output).is_empty(), "{file}");
         assert!(message.contains(expected), "{file}: {message}");
     }

@@ -84,7 +84,10 @@ pub fn run(args: Args) -> miette::Result<i32> {
 /// refused as stale when a structural fact changed or the plan would now
 /// differ, else run without a prompt (the plan was the review).
 fn apply_saved(args: &Args, path: &Path) -> miette::Result<i32> {
-    let document = super::show::read_plan(path)?;
+    let document = match super::show::read_plan(path) {
+        Ok(document) => document,
+        Err(report) => return Ok(super::show::report_invalid_plan(report)),
+    };
     if !document.problems.is_empty() {
         eprintln!(
             "error: {} was saved with problems; it cannot be applied",

@@ -31,7 +31,10 @@ pub enum ShowFormat {
 }
 
 pub fn run(args: Args) -> miette::Result<i32> {
-    let document = read_plan(&args.plan_file)?;
+    let document = match read_plan(&args.plan_file) {
+        Ok(document) => document,
+        Err(report) => return Ok(report_invalid_plan(report)),
+    };
     if args.json {
         print!("{}", document.to_json());
     } else {
@@ -45,6 +48,12 @@ pub fn run(args: Args) -> miette::Result<i32> {
 
 /// Reads and checks a saved plan: another format version, a cut-short,
 /// foreign or edited file are each an error saying what to do.
+/// Prints why a plan file cannot be used; its exit code.
+pub fn report_invalid_plan(report: miette::Report) -> i32 {
+    eprintln!("{report:?}");
+    exit_codes::INVALID_PLAN_FILE
+}
+
 pub fn read_plan(path: &Path) -> miette::Result<PlanDocument> {
     let text = std::fs::read_to_string(path)
         .into_diagnostic()
