@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures::future::{join_all, try_join_all};
 
-use super::replication::{connect, source_address, step_error, value, wait_for_threads};
+use super::replication::{connect, repoint, source_address, step_error, value};
 use super::{Context, Event, StepError};
 use crate::db::{self, Connection, Endpoint};
 use crate::planner::{gtid, FailoverStep};
@@ -126,16 +126,7 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
                 conn.execute(dialect.stop_replica())
                     .await
                     .map_err(step_error)?;
-                conn.execute(&dialect.change_source(&new_source))
-                    .await
-                    .map_err(step_error)?;
-                conn.execute(&dialect.set_read_only(true))
-                    .await
-                    .map_err(step_error)?;
-                conn.execute(dialect.start_replica())
-                    .await
-                    .map_err(step_error)?;
-                wait_for_threads(conn, dialect, name).await
+                repoint(conn, dialect, &new_source, name).await
             }
             .await;
             moved.map_err(|e| format!("{name}: {e}"))

@@ -1,6 +1,6 @@
 //! The rechain step: move a running replica to another source by GTID.
 
-use super::replication::{connect, source_address, step_error, value, wait_for_threads};
+use super::replication::{connect, repoint, source_address, step_error, value};
 use super::{Context, StepError};
 use crate::planner::RechainStep;
 use crate::sql::Dialect;
@@ -44,16 +44,13 @@ pub async fn run(context: &Context, step: &RechainStep) -> Result<(), StepError>
             }
         }
         source_conn.close().await;
-        conn.execute(&dialect.change_source(&source_address(context, new_source)?))
-            .await
-            .map_err(step_error)?;
-        conn.execute(&dialect.set_read_only(true))
-            .await
-            .map_err(step_error)?;
-        conn.execute(dialect.start_replica())
-            .await
-            .map_err(step_error)?;
-        wait_for_threads(&mut conn, dialect, &step.target).await
+        repoint(
+            &mut conn,
+            dialect,
+            &source_address(context, new_source)?,
+            &step.target,
+        )
+        .await
     }
     .await;
 

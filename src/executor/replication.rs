@@ -63,14 +63,7 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
             .await
             .map_err(step_error)?;
     }
-    // A replica is read-only: writes belong on the primary.
-    conn.execute(&dialect.set_read_only(true))
-        .await
-        .map_err(step_error)?;
-    conn.execute(dialect.start_replica())
-        .await
-        .map_err(step_error)?;
-    wait_for_threads(&mut conn, dialect, &step.target).await?;
+    start_as_replica(&mut conn, dialect, &step.target).await?;
     catch_up(context, &mut conn, dialect, step).await?;
     conn.close().await;
 
@@ -108,6 +101,35 @@ pub(super) async fn connect(context: &Context, server: &Server) -> Result<Connec
     db::connect(&endpoint, context.options.connect_timeout)
         .await
         .map_err(|e| StepError::new(format!("{}: {e}", server.name)))
+}
+
+/// Starts a configured replica: read-only (writes belong on the primary),
+/// both replication threads running.
+pub(super) async fn start_as_replica(
+    conn: &mut Connection,
+    dialect: Dialect,
+    name: &str,
+) -> Result<(), StepError> {
+    conn.execute(&dialect.set_read_only(true))
+        .await
+        .map_err(step_error)?;
+    conn.execute(dialect.start_replica())
+        .await
+        .map_err(step_error)?;
+    wait_for_threads(conn, dialect, name).await
+}
+
+/// Points a stopped replica at `source` by GTID and starts it.
+pub(super) async fn repoint(
+    conn: &mut Connection,
+    dialect: Dialect,
+    source: &SourceAddress,
+    name: &str,
+) -> Result<(), StepError> {
+    conn.execute(&dialect.change_source(source))
+        .await
+        .map_err(step_error)?;
+    start_as_replica(conn, dialect, name).await
 }
 
 /// Both threads must run; a replication error ends the wait at once.

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::replication::{connect, source_address, step_error, value, wait_for_threads};
+use super::replication::{connect, repoint, source_address, step_error, value};
 use super::{Context, Event, StepError};
 use crate::db::Connection;
 use crate::planner::SwitchoverStep;
@@ -78,15 +78,7 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
         for statement in dialect.rejoin_as_replica() {
             old_conn.execute(statement).await.map_err(step_error)?;
         }
-        old_conn
-            .execute(&dialect.change_source(&new_as_source))
-            .await
-            .map_err(step_error)?;
-        old_conn
-            .execute(dialect.start_replica())
-            .await
-            .map_err(step_error)?;
-        wait_for_threads(&mut old_conn, dialect, &step.old_primary).await
+        repoint(&mut old_conn, dialect, &new_as_source, &step.old_primary).await
     }
     .await;
     if let Err(error) = rejoined {

@@ -10,7 +10,7 @@ use super::gtid;
 use super::step::{CloneStep, DataAtRisk, RechainStep, StartPosition, StartReplicationStep, Step};
 use super::tree::{ObservedSource, ObservedTree};
 use super::{Plan, PlanOptions};
-use crate::observe::{Flavor, Observed, ServerObservation};
+use crate::observe::{Flavor, MysqlFacts, Observed, ServerObservation};
 use crate::topology::{Server, Topology};
 
 /// Free space a clone target needs, as a share of the donor's datadir.
@@ -311,19 +311,7 @@ impl Walk<'_> {
                 );
             }
             if facts.flavor == Flavor::Mariadb {
-                let own = facts.gtid.binlog_state.as_deref().unwrap_or_default();
-                let primary = self.observed.servers[self.current_primary()].facts();
-                let primary_state = primary.map(|f| f.known_gtid_state()).unwrap_or_default();
-                let source_state = source_facts.known_gtid_state();
-                // The primary's own GTIDs are never errant: servers are
-                // observed one after another, and under load a replica may
-                // be seen ahead of where the primary was seen a moment before.
-                let legitimate = self.legitimate_server_ids();
-                let errant: Vec<_> =
-                    gtid::not_covered_by_any(own, &[&source_state, &primary_state])
-                        .into_iter()
-                        .filter(|g| !legitimate.contains(&g.server_id))
-                        .collect();
+                let errant = self.errant(facts, source_facts);
                 if !errant.is_empty() {
                     plan.problem(
                         Some(name),
@@ -414,6 +402,25 @@ impl Walk<'_> {
         self.plan_start(server, StartPosition::Configured, plan);
     }
 
+    /// MariaDB: what `facts`' server wrote to its binlog that neither its
+    /// source nor the primary has. The primary's own GTIDs are never errant:
+    /// servers are observed one after another, and under load a replica may
+    /// be seen ahead of where the primary was seen a moment before.
+    fn errant(&self, facts: &MysqlFacts, source_facts: &MysqlFacts) -> Vec<gtid::MariadbGtid> {
+        let primary_state = self.observed.servers[self.current_primary()]
+            .facts()
+            .map(|f| f.known_gtid_state())
+            .unwrap_or_default();
+        let legitimate = self.legitimate_server_ids();
+        gtid::not_covered_by_any(
+            facts.gtid.binlog_state.as_deref().unwrap_or_default(),
+            &[&source_facts.known_gtid_state(), &primary_state],
+        )
+        .into_iter()
+        .filter(|g| !legitimate.contains(&g.server_id))
+        .collect()
+    }
+
     /// Every plan reports replicas holding transactions their source and
     /// the primary lack, even when nothing else is to be done about them.
     fn warn_errant(&self, server: &Server, observation: &ServerObservation, plan: &mut Plan) {
@@ -426,18 +433,7 @@ impl Walk<'_> {
         if facts.flavor != Flavor::Mariadb {
             return;
         }
-        let primary_state = self.observed.servers[self.current_primary()]
-            .facts()
-            .map(|f| f.known_gtid_state())
-            .unwrap_or_default();
-        let legitimate = self.legitimate_server_ids();
-        let errant: Vec<_> = gtid::not_covered_by_any(
-            facts.gtid.binlog_state.as_deref().unwrap_or_default(),
-            &[&source_facts.known_gtid_state(), &primary_state],
-        )
-        .into_iter()
-        .filter(|g| !legitimate.contains(&g.server_id))
-        .collect();
+        let errant = self.errant(facts, source_facts);
         if !errant.is_empty() {
             plan.warning(
                 Some(&server.name),
