@@ -11,7 +11,8 @@
 pub mod access;
 pub mod change;
 
-
+pub use crate::discover::{
+    discover, server_name, Address, DiscoverError, DiscoverOptions, Discovered,
+};
 pub use access::{access, agent_token, AccessError};
 pub use change::{clone_options, clone_slave, promote_slave, replace_master, ChangeError};
-pub use crate::discover::{discover, server_name, Address, DiscoverError, DiscoverOptions, Discovered};

@@ -50,6 +50,7 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
         _ => None,
     };
     let transition = match current {
+        CurrentPrimary::Itself if !primary_holds_the_data(topology, observed, &mut plan) => None,
         CurrentPrimary::Itself => Some(None),
         CurrentPrimary::Upstream(old) => {
             switchover::plan_switchover(topology, observed, &old, &mut plan).map(|node| {
@@ -135,6 +136,35 @@ fn report_unfinished_applies(observed: &Observed, plan: &mut Plan) {
             Some("this plan starts from the servers as they are now: what was done is not redone".to_string()),
         );
     }
+}
+
+/// A desired primary that is empty while another server holds data would
+/// have the cluster rebuilt from nothing: refused.
+fn primary_holds_the_data(topology: &Topology, observed: &Observed, plan: &mut Plan) -> bool {
+    let primary = &topology.primary().name;
+    if observed.servers.get(primary).map(data_state) != Some(DataState::Empty) {
+        return true;
+    }
+    let with_data: Vec<&str> = observed
+        .servers
+        .values()
+        .filter(|s| matches!(data_state(s), DataState::HasData { .. }))
+        .map(|s| s.name.as_str())
+        .collect();
+    if with_data.is_empty() {
+        return true;
+    }
+    plan.problem(
+        Some(primary),
+        format!(
+            "{primary} is to be the primary but holds no data, while {} do",
+            with_data.join(", ")
+        ),
+        Some(format!(
+            "make {primary} a replica first (it is then cloned), and switch over to it in a second change"
+        )),
+    );
+    false
 }
 
 fn check_options(topology: &Topology, options: &PlanOptions, plan: &mut Plan) {

@@ -137,9 +137,21 @@ impl Walk<'_> {
         }
         match self.current_source(name) {
             Some(ObservedSource::Server(current)) if current == source => {
-                // The change of primary itself points these at the new one.
-                if !self.is_old_primary(name) && !self.moved_by_transition(name) {
-                    self.plan_existing_replication(server, observation, plan)
+                if self.is_old_primary(name) || self.moved_by_transition(name) {
+                    // The change of primary itself points these at the new one.
+                    let node = self.transition.as_ref().map(|t| t.node);
+                    if let Some(node) = node {
+                        self.built.insert(name.to_string(), node);
+                    }
+                } else {
+                    self.plan_existing_replication(server, observation, plan);
+                    // Nothing to do here, but what moves under it waits for
+                    // what moves its own source.
+                    if !self.built.contains_key(name) {
+                        if let Some(upstream) = self.built.get(source).copied() {
+                            self.built.insert(name.to_string(), upstream);
+                        }
+                    }
                 }
             }
             Some(ObservedSource::Server(current)) => {
@@ -202,6 +214,23 @@ impl Walk<'_> {
             }
         }
         self.tree.sources.get(name).cloned()
+    }
+
+    /// The servers between the switchover candidate and the old primary on
+    /// the candidate's observed chain of sources (it replicates through them).
+    fn candidate_upstream(&self, transition: &Transition) -> BTreeSet<String> {
+        let mut chain = BTreeSet::new();
+        let mut current = self.topology.primary().name.clone();
+        for _ in 0..self.topology.servers.len() {
+            match self.tree.sources.get(&current) {
+                Some(ObservedSource::Server(source)) if *source != transition.old => {
+                    chain.insert(source.clone());
+                    current = source.clone();
+                }
+                _ => break,
+            }
+        }
+        chain
     }
 
     fn is_old_primary(&self, name: &str) -> bool {
@@ -353,12 +382,15 @@ impl Walk<'_> {
         }));
         match &self.transition {
             Some(t) if t.kind == TransitionKind::Switchover => {
-                if source == primary.as_str() || current == primary.as_str() {
+                if name == t.old || source == t.old || self.candidate_upstream(t).contains(name) {
+                    // The old primary, what moves under it, and the servers
+                    // the candidate still receives its data through move
+                    // once the candidate has taken over.
+                    plan.depends_on(rechain, t.node);
+                } else if source == primary.as_str() {
                     // Replicas go under the candidate before writes are
                     // blocked, while it still replicates from the old primary.
                     plan.depends_on(t.node, rechain);
-                } else if name == t.old || source == t.old {
-                    plan.depends_on(rechain, t.node);
                 }
             }
             // After a failover everyone starts from under the new primary.
@@ -598,8 +630,8 @@ impl Walk<'_> {
     fn check_donor(&self, name: &str, donor: &str, plan: &mut Plan) {
         let observation = &self.observed.servers[donor];
         let agent = observation.agent.facts.as_ref();
-        if self.built.contains_key(donor) {
-            // Built earlier in this plan: it will run with its my.cnf's settings.
+        if self.cloned.contains(donor) {
+            // Cloned earlier in this plan: it will run with its my.cnf's settings.
             if agent.is_some_and(|a| a.settings.log_bin.is_none()) {
                 plan.problem(
                     Some(name),
@@ -651,7 +683,7 @@ impl Walk<'_> {
     fn check_source_binlogs(&self, name: &str, source: &str, plan: &mut Plan) {
         let source_is_replica = self.topology.servers[source].source.is_some();
         let observation = &self.observed.servers[source];
-        let (log_bin, log_slave_updates) = if self.built.contains_key(source) {
+        let (log_bin, log_slave_updates) = if self.cloned.contains(source) {
             let settings = observation.agent.facts.as_ref().map(|a| &a.settings);
             (
                 settings.map(|s| s.log_bin.is_some()),
@@ -682,7 +714,7 @@ impl Walk<'_> {
     fn donor_bytes(&self, donor: &str) -> Option<u64> {
         let mut current = donor;
         for _ in 0..self.topology.servers.len() {
-            if !self.built.contains_key(current) {
+            if !self.cloned.contains(current) {
                 return self.observed.servers[current]
                     .agent
                     .facts

@@ -12,11 +12,11 @@
 
 mod diagnostics;
 mod model;
-mod write;
 mod raw;
 mod shape;
 mod suggest;
 mod validate;
+mod write;
 
 use std::path::Path;
 
