@@ -2,6 +2,7 @@
 //! to the terminal; it turns library errors into miette reports with hints.
 
 pub mod apply;
+mod completions;
 mod graph;
 mod import;
 mod observe;
@@ -21,7 +22,12 @@ use miette::{Context, IntoDiagnostic};
 
 /// Declarative plan/apply for MySQL/MariaDB replication topologies.
 #[derive(Debug, Parser)]
-#[command(name = "flipover", version, propagate_version = true)]
+#[command(
+    name = "flipover",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -49,6 +55,10 @@ pub enum Command {
     Show(show::Args),
     /// Draw the desired topology, or with --plan the plan's steps, as Mermaid or DOT.
     Graph(graph::Args),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Write man pages (flipover.1 and one per subcommand) into a directory.
+    Man(completions::ManArgs),
     /// Run a local playground of real MariaDB servers, each with its agent.
     #[command(subcommand)]
     Sandbox(sandbox::Command),
@@ -127,6 +137,8 @@ pub fn run(cli: Cli) -> miette::Result<i32> {
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Sandbox(command) => sandbox::run(command),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
         Command::Show(args) => show::run(args),
         Command::Graph(args) => graph::run(args),
     }
