@@ -165,14 +165,22 @@ async fn killing_the_candidate_during_the_wait_rolls_everything_back() {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        let mut conn = sandbox.connect("db1").await;
-        let read_only = conn
-            .first_row("SELECT @@read_only AS ro")
-            .await
-            .unwrap()
-            .unwrap();
-        conn.close().await;
-        if read_only.get("ro").cloned().flatten().as_deref() == Some("1") {
+        // The fence kills every client session on db1, this probe's too
+        // when it lands at that moment: that only means "look again".
+        let read_only =
+            match flipover::db::connect(&sandbox.admin("db1"), Duration::from_secs(5)).await {
+                Ok(mut conn) => {
+                    let row = conn
+                        .first_row("SELECT @@read_only AS ro")
+                        .await
+                        .ok()
+                        .flatten();
+                    conn.close().await;
+                    row.and_then(|r| r.get("ro").cloned().flatten())
+                }
+                Err(_) => None,
+            };
+        if read_only.as_deref() == Some("1") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
