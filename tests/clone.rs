@@ -11,6 +11,8 @@ use flipover_agent::client::AgentClient;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+const SHOP: &str = "shop.customers, shop.orders";
+
 fn set_source(sandbox: &TestSandbox, server: &str, source: &str) {
     let path = sandbox.topology();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -19,18 +21,6 @@ fn set_source(sandbox: &TestSandbox, server: &str, source: &str) {
     let to = format!("[servers.{server}]\nhost = \"{host}\"\nsource = \"{source}\"\n");
     assert!(text.contains(&from), "{text}");
     std::fs::write(&path, text.replace(&from, &to)).unwrap();
-}
-
-async fn checksums(sandbox: &TestSandbox, server: &str) -> Vec<String> {
-    let mut conn = sandbox.connect(server).await;
-    let rows = conn
-        .rows("CHECKSUM TABLE shop.customers, shop.orders")
-        .await
-        .unwrap();
-    conn.close().await;
-    rows.into_iter()
-        .map(|r| format!("{:?}={:?}", r.get("Table"), r.get("Checksum")))
-        .collect()
 }
 
 fn observed(sandbox: &TestSandbox) -> Observed {
@@ -90,9 +80,9 @@ async fn apply_clones_empty_replicas_including_a_chained_one() {
     }
 
     // The copies hold the primary's rows, and new writes flow down the chain.
-    let primary = checksums(&sandbox, "db1").await;
-    assert_eq!(checksums(&sandbox, "db2").await, primary);
-    assert_eq!(checksums(&sandbox, "db3").await, primary);
+    let primary = sandbox.checksums("db1", SHOP).await;
+    assert_eq!(sandbox.checksums("db2", SHOP).await, primary);
+    assert_eq!(sandbox.checksums("db3", SHOP).await, primary);
     let mut conn = sandbox.connect("db1").await;
     conn.execute("INSERT INTO shop.customers VALUES (1001, 'after clone', 'new@example.com')")
         .await

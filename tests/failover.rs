@@ -14,6 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 const ALL: [&str; 4] = ["db1", "db2", "db3", "db4"];
+const SHOP: &str = "shop.writes, shop.customers, shop.orders";
 
 async fn ids_on(sandbox: &TestSandbox, server: &str) -> BTreeSet<u64> {
     let mut conn = sandbox.connect(server).await;
@@ -21,18 +22,6 @@ async fn ids_on(sandbox: &TestSandbox, server: &str) -> BTreeSet<u64> {
     conn.close().await;
     rows.iter()
         .filter_map(|r| r.get("id").cloned().flatten()?.parse().ok())
-        .collect()
-}
-
-async fn checksum(sandbox: &TestSandbox, server: &str) -> Vec<String> {
-    let mut conn = sandbox.connect(server).await;
-    let rows = conn
-        .rows("CHECKSUM TABLE shop.writes, shop.customers, shop.orders")
-        .await
-        .unwrap();
-    conn.close().await;
-    rows.iter()
-        .map(|r| format!("{:?}", r.get("Checksum")))
         .collect()
 }
 
@@ -172,7 +161,7 @@ async fn failover_keeps_every_received_write_and_the_old_primary_is_recloned() {
     let again = flipover(&["plan", "-f", after.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("No changes"));
 
-    let reference = checksum(&sandbox, primary).await;
+    let reference = sandbox.checksums(primary, SHOP).await;
     for server in ALL {
         sandbox
             .wait_for_value(
@@ -182,6 +171,6 @@ async fn failover_keeps_every_received_write_and_the_old_primary_is_recloned() {
                 Duration::from_secs(20),
             )
             .await;
-        assert_eq!(checksum(&sandbox, server).await, reference, "{server}");
+        assert_eq!(sandbox.checksums(server, SHOP).await, reference, "{server}");
     }
 }

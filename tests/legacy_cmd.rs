@@ -83,18 +83,6 @@ fn assert_tree(sandbox: &TestSandbox, state: &Observed, primary: &str, replicas:
     }
 }
 
-async fn checksum(sandbox: &TestSandbox, server: &str) -> Vec<String> {
-    let mut conn = sandbox.connect(server).await;
-    let rows = conn
-        .rows("CHECKSUM TABLE shop.customers, shop.orders")
-        .await
-        .unwrap();
-    conn.close().await;
-    rows.iter()
-        .map(|r| format!("{:?}", r.get("Checksum")))
-        .collect()
-}
-
 async fn count(sandbox: &TestSandbox, server: &str, query: &str) -> String {
     let mut conn = sandbox.connect(server).await;
     let row = conn.first_row(query).await.unwrap().unwrap();
@@ -248,8 +236,12 @@ async fn clone_slave_reclones_the_target_from_the_source_under_the_master() {
         )
         .await;
     assert_eq!(
-        checksum(&sandbox, "db3").await,
-        checksum(&sandbox, "db1").await
+        sandbox
+            .checksums("db3", "shop.customers, shop.orders")
+            .await,
+        sandbox
+            .checksums("db1", "shop.customers, shop.orders")
+            .await
     );
 }
 

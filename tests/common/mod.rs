@@ -217,6 +217,20 @@ impl TestSandbox {
         path
     }
 
+    /// `CHECKSUM TABLE tables` on `server`, as `table=checksum` entries:
+    /// equal lists mean equal data.
+    pub async fn checksums(&self, server: &str, tables: &str) -> Vec<String> {
+        let mut conn = self.connect(server).await;
+        let rows = conn
+            .rows(&format!("CHECKSUM TABLE {tables}"))
+            .await
+            .unwrap();
+        conn.close().await;
+        rows.into_iter()
+            .map(|r| format!("{:?}={:?}", r.get("Table"), r.get("Checksum")))
+            .collect()
+    }
+
     pub fn mysqld_pid(&self, name: &str) -> u32 {
         read_pid(&self.host(name).mysqld_pid_file())
     }

@@ -368,16 +368,9 @@ pub async fn assert_all_acked_present(
     loop {
         let mut sums = Vec::new();
         for server in servers {
-            let mut conn = sandbox.connect(server).await;
-            let rows = conn
-                .rows("CHECKSUM TABLE shop.writes, shop.customers, shop.orders")
-                .await
-                .unwrap();
-            conn.close().await;
-            let sum: Vec<String> = rows
-                .into_iter()
-                .map(|r| format!("{:?}={:?}", r.get("Table"), r.get("Checksum")))
-                .collect();
+            let sum = sandbox
+                .checksums(server, "shop.writes, shop.customers, shop.orders")
+                .await;
             sums.push((server.to_string(), sum));
         }
         if sums.windows(2).all(|pair| pair[0].1 == pair[1].1) {
