@@ -13,6 +13,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -25,6 +27,7 @@ use common::{flipover, flipover_bin, TestSandbox};
 use flipover::db::{quote_literal, Connection};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use support::{median, settle, wait_for_tree};
 
 const ROUNDS: usize = 3;
 const SERVERS: [&str; 4] = ["db1", "db2", "db3", "db4"];
@@ -187,7 +190,7 @@ async fn run_phase(round: usize, phase: Phase) -> Result<Outcome, String> {
     let total = ended - started;
 
     wait_for_tree(&sandbox, &survivors, &new_primary).await?;
-    settle(&writer).await?;
+    settle(&writer, Duration::from_millis(300)).await?;
     let report = writer.stop().await;
     let (gap, _) = report.longest_gap_between(killed, ended);
     let writer_resumed = report
@@ -433,76 +436,6 @@ async fn field(conn: &mut Connection, query: &str, key: &str) -> Result<String, 
         .unwrap_or_default())
 }
 
-/// Waits (<= 20 s) until `primary` is writable and replicates from nobody,
-/// and every other survivor is read-only with both threads running from it.
-async fn wait_for_tree(
-    sandbox: &TestSandbox,
-    survivors: &[&str],
-    primary: &str,
-) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let address = &sandbox.host(primary).address;
-    loop {
-        let mut wrong = Vec::new();
-        for name in survivors {
-            let mut conn = sandbox.connect(name).await;
-            let read_only = field(&mut conn, "SELECT @@read_only AS ro", "ro").await?;
-            let status = conn
-                .first_row("SHOW SLAVE STATUS")
-                .await
-                .map_err(|e| e.to_string())?;
-            conn.close().await;
-            let get = |key: &str| {
-                status
-                    .as_ref()
-                    .and_then(|row| row.get(key).cloned().flatten())
-                    .unwrap_or_default()
-            };
-            let ok = if *name == primary {
-                read_only == "0" && status.is_none()
-            } else {
-                read_only == "1"
-                    && get("Master_Host") == *address
-                    && get("Slave_IO_Running") == "Yes"
-                    && get("Slave_SQL_Running") == "Yes"
-            };
-            if !ok {
-                wrong.push(format!(
-                    "{name}: read_only={read_only} master={:?} io={:?} sql={:?} error={:?}",
-                    get("Master_Host"),
-                    get("Slave_IO_Running"),
-                    get("Slave_SQL_Running"),
-                    get("Last_Error") + &get("Last_IO_Error")
-                ));
-            }
-        }
-        if wrong.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{primary} is not the only writable server with every survivor under it after 20 s:\n{}",
-                wrong.join("\n")
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Lets the writer acknowledge a while on the new primary.
-async fn settle(writer: &Writer) -> Result<(), String> {
-    let before = writer.acked_so_far();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while writer.acked_so_far() < before + 100 {
-        if Instant::now() > deadline {
-            return Err("the writer does not write on the new primary".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    Ok(())
-}
-
 /// Every survivor ends with the same rows (so the new primary holds every
 /// write any survivor received), and each acknowledged write missing from
 /// them was acknowledged by the dead primary, among its last ones: those
@@ -597,18 +530,4 @@ async fn check_data(
 
 fn secs(duration: Duration) -> f64 {
     duration.as_secs_f64()
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
 }

@@ -11,6 +11,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -21,6 +23,7 @@ use common::writer::{
 };
 use common::{flipover, flipover_bin, TestSandbox};
 use flipover::db::{quote_literal, Connection};
+use support::{median, settle, wait_for_tree};
 
 const ROUNDS: usize = 3;
 const SERVERS: [&str; 4] = ["db1", "db2", "db3", "db4"];
@@ -241,9 +244,13 @@ async fn bare_switchover(sandbox: &TestSandbox, writer: &Writer, from: &str, to:
         conn.close().await;
     }
 
-    wait_for_tree(sandbox, to).await;
+    wait_for_tree(sandbox, &SERVERS, to)
+        .await
+        .expect("the switched tree");
     // The gap that started in the window ends with the writer's next ack.
-    settle(writer).await;
+    settle(writer, Duration::from_millis(500))
+        .await
+        .expect("the writer settles");
     let (gap, _) = writer.longest_gap_between(started, ended);
     Bare {
         write_block,
@@ -274,8 +281,12 @@ async fn flipover_switchover(sandbox: &TestSandbox, writer: &Writer) -> Result<F
             stderr.trim_end()
         ));
     }
-    wait_for_tree(sandbox, "db1").await;
-    settle(writer).await;
+    wait_for_tree(sandbox, &SERVERS, "db1")
+        .await
+        .expect("the switched tree");
+    settle(writer, Duration::from_millis(500))
+        .await
+        .expect("the writer settles");
     let (gap, _) = writer.longest_gap_between(started, ended);
     Ok(Flip {
         write_block: parse_write_block(&stderr).or_else(|| parse_write_block(&stdout)),
@@ -296,86 +307,6 @@ fn parse_write_block(stderr: &str) -> Option<f64> {
     })
 }
 
-/// Waits (≤ 20 s) until `primary` is writable and replicates from nobody, and
-/// every other server is read-only with both threads running from `primary`.
-async fn wait_for_tree(sandbox: &TestSandbox, primary: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let address = &sandbox.host(primary).address;
-    loop {
-        let mut wrong = Vec::new();
-        for name in SERVERS {
-            let mut conn = sandbox.connect(name).await;
-            let read_only = conn
-                .first_row("SELECT @@read_only AS ro")
-                .await
-                .unwrap()
-                .and_then(|row| row["ro"].clone());
-            let status = conn.first_row("SHOW SLAVE STATUS").await.unwrap();
-            conn.close().await;
-            let field = |key: &str| {
-                status
-                    .as_ref()
-                    .and_then(|row| row.get(key).cloned().flatten())
-                    .unwrap_or_default()
-            };
-            let ok = if name == primary {
-                read_only.as_deref() == Some("0") && status.is_none()
-            } else {
-                read_only.as_deref() == Some("1")
-                    && field("Master_Host") == *address
-                    && field("Slave_IO_Running") == "Yes"
-                    && field("Slave_SQL_Running") == "Yes"
-            };
-            if !ok {
-                wrong.push(format!(
-                    "{name}: read_only={read_only:?} master={:?} io={:?} sql={:?} error={:?}",
-                    field("Master_Host"),
-                    field("Slave_IO_Running"),
-                    field("Slave_SQL_Running"),
-                    field("Last_Error") + &field("Last_IO_Error")
-                ));
-            }
-        }
-        if wrong.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{primary} is not the primary of db1..db4 after 20 s:\n{}",
-            wrong.join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Lets the writer acknowledge for a while on the new primary.
-async fn settle(writer: &Writer) {
-    let before = writer.acked_so_far();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while writer.acked_so_far() < before + 100 {
-        assert!(
-            Instant::now() < deadline,
-            "the writer does not write on the new primary"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-}
-
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
 }
