@@ -7,20 +7,21 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use flipover_agent::logging::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = server::args::Args::parse();
-    // Logs go to stderr so journald/docker capture them; RUST_LOG overrides.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // No colour codes in journald or docker logs.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    // The --config file's flags join the command line before clap parses.
+    let argv = match server::config_file::merge(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("flipover-agent: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let args = server::args::Args::parse_from(argv);
+    init_logging(args.log_format);
     match server::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -28,4 +29,23 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs go to stderr so journald/docker capture them; RUST_LOG overrides.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder
+            // No colour codes in journald or docker logs.
+            .with_ansi(std::io::stderr().is_terminal() && no_color_unset())
+            .init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn no_color_unset() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -1,6 +1,7 @@
 //! The agent's HTTP server: wiring of flags, token, host discovery and
 //! routes. Submodules hold one concept each:
 //! - `args`: command-line flags
+//! - `config_file`: `--config FILE`, flags written as TOML
 //! - `auth`: bearer token loading and checking
 //! - `api`: routes, shared state, error responses
 //! - `facts`: host discovery and the facts report
@@ -12,6 +13,7 @@ pub mod api;
 pub mod args;
 pub mod auth;
 pub mod clone;
+pub mod config_file;
 pub mod facts;
 pub mod mysqld;
 pub mod process;
