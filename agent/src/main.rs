@@ -21,11 +21,31 @@ async fn main() -> ExitCode {
         }
     };
     let args = server::args::Args::parse_from(argv);
+    if let Some(dir) = &args.write_man_page {
+        return write_man_page(dir);
+    }
     init_logging(args.log_format);
     match server::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flipover-agent: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The man page, generated from the same clap definitions as the parser.
+fn write_man_page(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| clap_mangen::generate_to(server::args::Args::command(), dir));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "flipover-agent: error: cannot write the man page into {}: {e}",
+                dir.display()
+            );
             ExitCode::FAILURE
         }
     }

@@ -27,6 +27,10 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Write the man page flipover-agent.1 into DIR and exit (for packaging).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub write_man_page: Option<PathBuf>,
+
     /// The server's option file; the agent reads datadir, pid-file, socket
     /// and replication settings from it.
     #[arg(

@@ -147,9 +147,9 @@ fn file_arguments(
     Ok(arguments)
 }
 
-/// --help and --version: clap's own, not settings.
+/// --help, --version and hidden actions such as --write-man-page: not settings.
 fn is_builtin(arg: &Arg) -> bool {
-    matches!(arg.get_action(), ArgAction::Help | ArgAction::Version)
+    arg.is_hide_set() || matches!(arg.get_action(), ArgAction::Help | ArgAction::Version)
 }
 
 fn scalar(value: &toml::Value) -> Option<String> {
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn the_file_cannot_name_itself_or_help() {
-        for key in ["config", "help", "version"] {
+        for key in ["config", "help", "version", "write_man_page"] {
             let (_dir, path) = write_config(&format!("{key} = true\n"));
             let err = parse(&["--config", &path]).unwrap_err();
             assert!(
