@@ -27,6 +27,12 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Also serve GET /metrics (Prometheus) on this address, without the
+    /// bearer token and plain HTTP, and nothing else there. On the main
+    /// address /metrics needs the token like every route.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Write the man page flipover-agent.1 into DIR and exit (for packaging).
     #[arg(long, value_name = "DIR", hide = true)]
     pub write_man_page: Option<PathBuf>,
