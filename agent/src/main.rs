@@ -13,14 +13,27 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     // The --config file's flags join the command line before clap parses.
-    let argv = match server::config_file::merge(std::env::args_os().collect()) {
-        Ok(argv) => argv,
+    let merged = match server::config_file::merge(std::env::args_os().collect()) {
+        Ok(merged) => merged,
         Err(e) => {
             eprintln!("flipover-agent: error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let args = server::args::Args::parse_from(argv);
+    let args = match server::args::Args::try_parse_from(merged.argv) {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            // A bad value may come from the file, under its flag's name.
+            if let (true, Some(file)) = (e.use_stderr(), &merged.file) {
+                eprintln!(
+                    "note: the settings of {} were read as flags (`listen = ...` is --listen)",
+                    file.display()
+                );
+            }
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
     if let Some(dir) = &args.write_man_page {
         return write_man_page(dir);
     }
@@ -62,7 +75,7 @@ fn init_logging(format: LogFormat) {
             // No colour codes in journald or docker logs.
             .with_ansi(std::io::stderr().is_terminal() && no_color_unset())
             .init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
     }
 }
 

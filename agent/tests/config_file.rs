@@ -156,3 +156,22 @@ fn unknown_key_is_an_error_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bad_value_from_the_file_is_refused_pointing_at_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    write(&config, "listen = \"nowhere\"\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_flipover-agent"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid value 'nowhere' for '--listen"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&config.display().to_string()), "{stderr}");
+}

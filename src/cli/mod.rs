@@ -168,7 +168,7 @@ pub fn init_logging(verbose: u8, format: LogFormat) {
             .without_time()
             .init(),
         // For log collectors: every field, with time and target.
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
     }
 }
 

@@ -47,10 +47,18 @@ pub enum ConfigFileError {
     },
 }
 
+/// A command line with the config file's arguments in it.
+#[derive(Debug)]
+pub struct Merged {
+    pub argv: Vec<OsString>,
+    /// The config file read, if any (for error messages).
+    pub file: Option<PathBuf>,
+}
+
 /// The command line `argv` with the arguments of the `--config` file it
 /// names (if any) put in front of its own. A flag given on the command line
 /// takes precedence: the file's value for it is left out.
-pub fn merge(argv: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
+pub fn merge(argv: Vec<OsString>) -> Result<Merged, ConfigFileError> {
     let command = Args::command();
     // A lenient first look, only to learn --config and which flags the
     // command line sets. Errors (and --help) are for the real parse.
@@ -59,10 +67,10 @@ pub fn merge(argv: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
         .ignore_errors(true)
         .try_get_matches_from(&argv)
     else {
-        return Ok(argv);
+        return Ok(Merged { argv, file: None });
     };
     let Some(path) = matches.get_one::<PathBuf>(CONFIG_FLAG).cloned() else {
-        return Ok(argv);
+        return Ok(Merged { argv, file: None });
     };
     let text = std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Read {
         path: path.clone(),
@@ -79,7 +87,10 @@ pub fn merge(argv: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
     merged.extend(argv.next());
     merged.extend(from_file.into_iter().map(OsString::from));
     merged.extend(argv);
-    Ok(merged)
+    Ok(Merged {
+        argv: merged,
+        file: Some(path),
+    })
 }
 
 /// The arguments `text` (the file at `path`) stands for, leaving out the
@@ -187,7 +198,7 @@ mod tests {
             .chain(argv.iter().copied())
             .map(OsString::from)
             .collect();
-        Ok(Args::try_parse_from(merge(argv)?).expect("clap accepts the merged arguments"))
+        Ok(Args::try_parse_from(merge(argv)?.argv).expect("clap accepts the merged arguments"))
     }
 
     #[test]
@@ -276,7 +287,8 @@ mod tests {
         let argv: Vec<OsString> = ["flipover-agent", "--listen", "127.0.0.1:1"]
             .map(OsString::from)
             .to_vec();
-        assert_eq!(merge(argv.clone()).unwrap(), argv);
+        let merged = merge(argv.clone()).unwrap();
+        assert_eq!((merged.argv, merged.file), (argv, None));
     }
 
     /// The file the Debian package installs as /etc/flipover/agent.toml.
