@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{flipover, flipover_bin, TestSandbox};
-use flipover_agent::client::AgentClient;
+use flipover_agent::client::{AgentClient, AgentError};
 
 /// Samples of an OpenMetrics text: `name{labels}` → value.
 fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -35,8 +35,16 @@ async fn scrape(url: &str, token: Option<&str>) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-async fn metrics(url: &str, token: Option<&str>) -> BTreeMap<String, f64> {
-    let response = scrape(&format!("{url}/metrics"), token).await;
+/// /metrics of the agent's API, through the library client (with the token).
+async fn metrics(client: &AgentClient) -> BTreeMap<String, f64> {
+    let text = client.metrics().await.expect("GET /metrics");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    samples(&text)
+}
+
+/// /metrics of a `--metrics-listen` address: plain HTTP, no token.
+async fn open_metrics(url: &str) -> BTreeMap<String, f64> {
+    let response = scrape(&format!("{url}/metrics"), None).await;
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -61,11 +69,17 @@ fn value(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
 async fn metrics_follow_the_real_servers() {
     let sandbox = TestSandbox::up(2);
     let token = sandbox.secret("agent.token");
-    let db1 = sandbox.host("db1").agent_url();
-    let db2 = sandbox.host("db2").agent_url();
+    let client = |name: &str, token: &str| {
+        AgentClient::new(
+            &sandbox.host(name).agent_url(),
+            token,
+            Duration::from_secs(60),
+        )
+    };
+    let (db1, db2) = (client("db1", &token), client("db2", &token));
 
     // Before anything ran: up, not a replica, no jobs.
-    let before = metrics(&db2, Some(&token)).await;
+    let before = metrics(&db2).await;
     assert_eq!(value(&before, "flipover_agent_mysqld_up"), 1.0);
     assert_eq!(
         value(&before, "flipover_agent_replication_status_readable"),
@@ -87,13 +101,13 @@ async fn metrics_follow_the_real_servers() {
     assert_eq!(value(&before, &build), 1.0);
 
     // The main API wants the token for /metrics like for everything else.
-    assert_eq!(scrape(&format!("{db2}/metrics"), None).await.status(), 401);
-    assert_eq!(
-        scrape(&format!("{db2}/metrics"), Some("wrong"))
-            .await
-            .status(),
-        401
-    );
+    for wrong in ["", "wrong"] {
+        let refused = client("db2", wrong).metrics().await;
+        assert!(
+            matches!(refused, Err(AgentError::Unauthorized { .. })),
+            "{refused:?}"
+        );
+    }
 
     // A clone of db2 from db1 (the sandbox's topology) and replication.
     let apply = flipover(&["apply", "-f", &sandbox.topology_arg(), "--auto-approve"]);
@@ -102,7 +116,7 @@ async fn metrics_follow_the_real_servers() {
         "apply failed:\n{}",
         String::from_utf8_lossy(&apply.stderr)
     );
-    let replica = metrics(&db2, Some(&token)).await;
+    let replica = metrics(&db2).await;
     assert_eq!(
         value(&replica, "flipover_agent_replication_configured"),
         1.0
@@ -138,7 +152,7 @@ async fn metrics_follow_the_real_servers() {
         ),
         0.0
     );
-    let donor = metrics(&db1, Some(&token)).await;
+    let donor = metrics(&db1).await;
     // The donor counts the same stream bytes it sent.
     assert_eq!(
         value(&donor, "flipover_agent_clone_sent_bytes_total"),
@@ -156,11 +170,8 @@ async fn metrics_follow_the_real_servers() {
     metrics_listener_serves_only_metrics(&sandbox, &token).await;
 
     // mysqld stopped: down, and no replica status to read.
-    AgentClient::new(&db2, &token, Duration::from_secs(60))
-        .stop_mysqld()
-        .await
-        .expect("stop mysqld on db2");
-    let stopped = metrics(&db2, Some(&token)).await;
+    db2.stop_mysqld().await.expect("stop mysqld on db2");
+    let stopped = metrics(&db2).await;
     assert_eq!(value(&stopped, "flipover_agent_mysqld_up"), 0.0);
     assert_eq!(
         value(&stopped, "flipover_agent_replication_status_readable"),
@@ -202,7 +213,7 @@ async fn metrics_listener_serves_only_metrics(sandbox: &TestSandbox, token: &str
         assert!(Instant::now() < deadline, "the second agent did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let open_metrics = metrics(&url, None).await;
+    let listener = open_metrics(&url).await;
     let main_status = scrape(&format!("http://{api}/metrics"), None)
         .await
         .status();
@@ -211,9 +222,9 @@ async fn metrics_listener_serves_only_metrics(sandbox: &TestSandbox, token: &str
         .status();
     let _ = agent.kill();
     let _ = agent.wait();
-    assert_eq!(value(&open_metrics, "flipover_agent_mysqld_up"), 1.0);
+    assert_eq!(value(&listener, "flipover_agent_mysqld_up"), 1.0);
     assert_eq!(
-        value(&open_metrics, "flipover_agent_replication_status_readable"),
+        value(&listener, "flipover_agent_replication_status_readable"),
         1.0
     );
     assert_eq!(main_status, 401, "the main address still wants the token");

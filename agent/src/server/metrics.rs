@@ -14,7 +14,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use flipover_agent::protocol::{JobKind, JobState, MysqldSettings, PROTOCOL_VERSION};
+use flipover_agent::protocol::{routes, JobKind, JobState, MysqldSettings, PROTOCOL_VERSION};
 use mysql_async::prelude::Queryable;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -30,7 +30,7 @@ use super::clone::CloneConfig;
 use super::process;
 
 /// The route, on the main API and on `--metrics-listen`.
-pub const PATH: &str = "/metrics";
+pub const PATH: &str = routes::METRICS;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
