@@ -7,6 +7,7 @@
 mod data;
 pub mod failover;
 pub mod gtid;
+pub mod hooks;
 mod plan;
 mod read_only;
 mod replicas;
@@ -23,7 +24,7 @@ pub use data::{data_state, DataState};
 pub use plan::{Plan, Problem, Summary};
 use replicas::{Transition, TransitionKind};
 pub use step::{
-    CloneStep, DataAtRisk, FailoverStep, RechainStep, SetReadOnlyStep, StartPosition,
+    CloneStep, DataAtRisk, FailoverStep, RechainStep, RunHookStep, SetReadOnlyStep, StartPosition,
     StartReplicationStep, Step, StepKind, SwitchoverStep,
 };
 use switchover::CurrentPrimary;
@@ -41,6 +42,7 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     let mut plan = Plan::default();
     let tree = ObservedTree::from_observed(topology, observed);
     report_unfinished_applies(observed, &mut plan);
+    hooks::plan_pending_hooks(observed, &mut plan);
     check_options(topology, options, &mut plan);
     let current = switchover::current_primary(topology, observed, &tree, &mut plan);
     // A primary being replaced is the switchover's or failover's business,
@@ -114,7 +116,11 @@ fn report_unfinished_applies(observed: &Observed, plan: &mut Plan) {
         let open: Vec<&str> = apply
             .entries
             .iter()
-            .filter(|e| e.state == "started" && e.step != "apply")
+            .filter(|e| {
+                e.state == "started"
+                    && e.step != "apply"
+                    && !e.step.starts_with(hooks::JOURNAL_PREFIX)
+            })
             .filter(|e| {
                 !apply
                     .entries

@@ -6,14 +6,18 @@
 //! `format_version`, fields are only ever added.
 
 pub mod fingerprint;
+pub mod hook_event;
 pub mod plan;
 
 use sha2::{Digest, Sha256};
 
 pub use fingerprint::{Fingerprint, StructuralFacts};
+pub use hook_event::{
+    HookEventDocument, HookJournalDetail, HookServer, HookStep, HOOK_EVENT_FORMAT_VERSION,
+};
 pub use plan::{
-    Note, PlanDocument, PlanFileError, PlanOptionsDocument, StepDocument, SummaryDocument,
-    TopologySource, PLAN_FORMAT_VERSION,
+    HookDocument, Note, PlanDocument, PlanFileError, PlanOptionsDocument, StepDocument,
+    SummaryDocument, TopologySource, PLAN_FORMAT_VERSION,
 };
 
 /// The JSON Schema of the plan document (`schemas/plan.schema.json`).
