@@ -290,18 +290,21 @@ async fn server_id(sandbox: &TestSandbox, name: &str) -> String {
     row["id"].clone().unwrap()
 }
 
-/// Semi-synchronous replication everywhere: an acknowledged commit has
+/// Semi-synchronous replication from `primary`: an acknowledged commit has
 /// reached a replica, so a failover (which keeps what replicas received)
-/// cannot lose it. Replicas reconnect to take it up.
-async fn enable_semi_sync(sandbox: &TestSandbox) {
+/// cannot lose it. Only the primary waits for acknowledgements (a replica
+/// that did would hold back its own applier); replicas reconnect to take
+/// the setting up.
+async fn semi_sync_from(sandbox: &TestSandbox, primary: &str) {
     for host in &sandbox.state.hosts {
         let mut conn = sandbox.connect(&host.name).await;
+        let on_primary = if host.name == primary { "ON" } else { "OFF" };
         for statement in [
-            "SET GLOBAL rpl_semi_sync_master_enabled = ON",
-            "SET GLOBAL rpl_semi_sync_master_timeout = 30000",
-            "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+            format!("SET GLOBAL rpl_semi_sync_master_enabled = {on_primary}"),
+            "SET GLOBAL rpl_semi_sync_master_timeout = 5000".to_string(),
+            "SET GLOBAL rpl_semi_sync_slave_enabled = ON".to_string(),
         ] {
-            conn.execute(statement).await.unwrap();
+            conn.execute(&statement).await.unwrap();
         }
         if !conn.rows("SHOW SLAVE STATUS").await.unwrap().is_empty() {
             conn.execute("STOP SLAVE IO_THREAD").await.unwrap();
@@ -330,7 +333,7 @@ async fn haproxy_follows_a_switchover_and_a_failover_through_the_example_hook() 
     let (ok, out) = apply(&sandbox.topology(), &[]);
     assert!(ok, "initial clones: {out}");
     prepare_app_user(&sandbox, "db1").await;
-    enable_semi_sync(&sandbox).await;
+    semi_sync_from(&sandbox, "db1").await;
     let haproxy = Haproxy::start(&sandbox, "db1");
     let through_haproxy = haproxy.app_endpoint(&sandbox);
     assert_eq!(
@@ -357,6 +360,7 @@ async fn haproxy_follows_a_switchover_and_a_failover_through_the_example_hook() 
         server_behind(&through_haproxy).await,
         server_id(&sandbox, "db2").await
     );
+    semi_sync_from(&sandbox, "db2").await;
     wait_for_writes(&writer, 50, "after the switchover").await;
 
     // db2 dies; apply --failover with the post_failover hook.
