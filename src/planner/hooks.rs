@@ -109,10 +109,10 @@ pub(super) fn plan_pending_hooks(observed: &Observed, plan: &mut Plan) {
         plan.add_step(Step::RunHook(RunHookStep {
             hook,
             target,
-            event: HookEventDocument {
+            event: Box::new(HookEventDocument {
                 rerun: true,
                 ..event
-            },
+            }),
             last_error: error,
         }));
     }

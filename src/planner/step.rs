@@ -66,8 +66,9 @@ pub struct RunHookStep {
     pub hook: HookEvent,
     /// The server the original step was about (its new primary or target).
     pub target: String,
-    /// The event as the failed run was told it (`rerun` set).
-    pub event: HookEventDocument,
+    /// The event as the failed run was told it (`rerun` set); boxed, being
+    /// far larger than the other steps.
+    pub event: Box<HookEventDocument>,
     /// Why it failed, as the journal recorded it.
     pub last_error: Option<String>,
 }

@@ -331,7 +331,7 @@ fn check_hook_timeout(key: &str, value: &Spanned<DeValue<'_>>, problems: &mut Ve
         DeValue::Integer(integer) => i64::from_str_radix(integer.as_str(), integer.radix()).ok(),
         _ => None,
     };
-    if !seconds.is_some_and(|s| s >= 1) {
+    if seconds.is_none_or(|s| s < 1) {
         problems.push(
             bad_hook(format!(
                 "`{key}` must be a whole number of seconds, 1 or more"
