@@ -344,13 +344,36 @@ async fn haproxy_follows_a_switchover_and_a_failover_through_the_example_hook() 
     let writer = Writer::start(vec![("haproxy".to_string(), through_haproxy.clone())]);
     wait_for_writes(&writer, 50, "before the switchover").await;
 
+    // A vetoed switchover: db3, moved under db2 for it, goes back under
+    // db1, and HAProxy still sends the writer to db1.
+    let vetoed = sandbox.write_topology("switch-vetoed", "db2", &[]);
+    with_hooks(
+        &vetoed,
+        "pre_switchover = [[\"/bin/sh\", \"-c\", \"echo 'maintenance window closed' >&2; exit 1\"]]\n",
+    );
+    let shape = |path: &Path| -> Vec<(String, bool, Option<String>)> {
+        state_of(path)
+            .into_iter()
+            .map(|(name, read_only, source, _)| (name, read_only, source))
+            .collect()
+    };
+    let before = shape(&vetoed);
+    let (ok, out) = apply(&vetoed, &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("maintenance window closed"), "{out}");
+    assert!(out.contains("db3 is back under db1"), "{out}");
+    assert_eq!(shape(&vetoed), before);
+    wait_for_writes(&writer, 20, "after the vetoed switchover").await;
+
     // Switchover to db2: the post_switchover hook repoints HAProxy.
     let switch = sandbox.write_topology("switch", "db2", &[]);
     with_hooks(&switch, &haproxy.hook("post_switchover"));
     let (code, text) = plan_text(&switch);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("post_switchover hook: "), "{text}");
+    let switch_began = Instant::now();
     let (ok, out) = apply(&switch, &[]);
+    let switch_ended = Instant::now();
     assert!(ok, "{out}");
     assert!(
         out.contains("haproxy-repoint: be_mysql/primary -> db2"),
@@ -371,7 +394,9 @@ async fn haproxy_follows_a_switchover_and_a_failover_through_the_example_hook() 
         Signal::SIGKILL,
     )
     .unwrap();
+    let failover_began = Instant::now();
     let (ok, out) = apply(&failover, &["--failover"]);
+    let failover_ended = Instant::now();
     assert!(ok, "{out}");
     let new_primary = ["db1", "db3"]
         .into_iter()
@@ -386,10 +411,14 @@ async fn haproxy_follows_a_switchover_and_a_failover_through_the_example_hook() 
     let report = writer.stop().await;
     let survivors: Vec<&str> = ["db1", "db3"].into();
     assert_all_acked_present(&sandbox, &survivors, &report).await;
+    let (switch_gap, _) = report.longest_gap_between(switch_began, switch_ended);
+    let (failover_gap, _) = report.longest_gap_between(failover_began, failover_ended);
     eprintln!(
-        "{} writes acknowledged through HAProxy; longest gap {:?}; {} errors",
+        "{} writes acknowledged through HAProxy; longest gap in the switchover apply {:?}, \
+         in the failover apply {:?} (after kill -9); {} failed attempts",
         report.acked.len(),
-        report.longest_gap,
+        switch_gap,
+        failover_gap,
         report.errors
     );
     drop(haproxy);
