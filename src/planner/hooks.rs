@@ -78,7 +78,14 @@ pub fn event_document(topology: &Topology, step: &Step, hook: HookEvent) -> Hook
 /// a `run-hook` step, so a failed repoint is never forgotten. Pre hooks are
 /// not carried over: their step failed before changing anything and is
 /// planned again with its hook.
-pub(super) fn plan_pending_hooks(observed: &Observed, plan: &mut Plan) {
+///
+/// A failed `post_switchover`/`post_failover` is about a primary: it runs
+/// again only while that server is still the primary wanted and no other
+/// change of primary is planned. Otherwise running it would point clients
+/// at a server that no longer is (or soon will not be) the primary; the
+/// plan says so in a warning instead, and the new change's own post hook
+/// does the job.
+pub(super) fn plan_pending_hooks(topology: &Topology, observed: &Observed, plan: &mut Plan) {
     // Every server journals the same apply; a server that was down during a
     // later one still shows an older one, so the latest apply wins. A clone
     // target holds a copy of its donor's journal from mid-apply: of the
@@ -101,6 +108,35 @@ pub(super) fn plan_pending_hooks(observed: &Observed, plan: &mut Plan) {
         let Some(hook) = HookEvent::from_name(&event.hook).filter(|h| !h.is_pre()) else {
             continue;
         };
+        if let Some(new_primary) = &event.new_primary {
+            let desired = &topology.primary().name;
+            let moving = plan.graph.node_weights().find_map(|step| match step {
+                Step::Switchover(s) => Some(s.new_primary.clone()),
+                Step::Failover(s) => Some(s.new_primary.clone()),
+                _ => None,
+            });
+            let superseded = match &moving {
+                Some(next) => Some(format!("this plan makes {next} the primary")),
+                None if &new_primary.name != desired => {
+                    Some(format!("the topology now wants {desired} as the primary"))
+                }
+                None => None,
+            };
+            if let Some(why) = superseded {
+                plan.warning(
+                    Some(&new_primary.name),
+                    format!(
+                        "the {} hook of the last apply failed (after {}), and is not run again: {why}",
+                        event.hook, event.step.title
+                    ),
+                    Some(
+                        "make sure clients reach the right primary: the failed hook never did its job"
+                            .to_string(),
+                    ),
+                );
+                continue;
+            }
+        }
         let target = [&event.new_primary, &event.target]
             .into_iter()
             .flatten()

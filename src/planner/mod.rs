@@ -42,7 +42,6 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     let mut plan = Plan::default();
     let tree = ObservedTree::from_observed(topology, observed);
     report_unfinished_applies(observed, &mut plan);
-    hooks::plan_pending_hooks(observed, &mut plan);
     check_options(topology, options, &mut plan);
     let current = switchover::current_primary(topology, observed, &tree, &mut plan);
     // A primary being replaced is the switchover's or failover's business,
@@ -83,6 +82,9 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
         replicas::plan_replicas(topology, observed, &tree, options, transition, &mut plan);
         read_only::plan_read_only(topology, observed, outgoing_primary.as_deref(), &mut plan);
     }
+    // Last: whether a failed repoint is still worth running depends on the
+    // change of primary planned above.
+    hooks::plan_pending_hooks(topology, observed, &mut plan);
     plan
 }
 
