@@ -126,7 +126,9 @@ async fn a_failed_post_hook_fails_apply_and_is_planned_until_it_runs_and_pre_hoo
     let (code, text) = plan_text(&topology);
     assert_eq!(code, Some(2), "{text}");
     assert!(
-        text.contains("run the post_clone hook again (it failed after clone db2 from db1)"),
+        text.contains(
+            "run the post_clone hook again (it did not succeed after clone db2 from db1)"
+        ),
         "{text}"
     );
     assert!(text.contains("1 run-hook"), "{text}");

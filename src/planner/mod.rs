@@ -118,11 +118,7 @@ fn report_unfinished_applies(observed: &Observed, plan: &mut Plan) {
         let open: Vec<&str> = apply
             .entries
             .iter()
-            .filter(|e| {
-                e.state == "started"
-                    && e.step != "apply"
-                    && !e.step.starts_with(hooks::JOURNAL_PREFIX)
-            })
+            .filter(|e| e.state == "started" && e.step != "apply")
             .filter(|e| {
                 !apply
                     .entries

@@ -239,7 +239,7 @@ impl Step {
                 if s.read_only { "read-only" } else { "writable" }
             ),
             Step::RunHook(s) => format!(
-                "run the {} hook again (it failed after {})",
+                "run the {} hook again (it did not succeed after {})",
                 s.hook, s.event.step.title
             ),
         }

@@ -416,7 +416,7 @@ fn step_details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<St
             let error = again.last_error.as_deref().unwrap_or("no reason recorded");
             let mut error_lines = error.lines();
             let mut lines = vec![format!(
-                "the journal of the last apply records it failed: {}",
+                "last run, as the journal of the last apply has it: {}",
                 error_lines.next().unwrap_or_default()
             )];
             lines.extend(error_lines.map(|line| format!("  | {line}")));
