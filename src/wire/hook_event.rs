@@ -4,14 +4,19 @@
 //!
 //! Fields are only ever added within a `format_version`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The hook event format this flipover writes.
 pub const HOOK_EVENT_FORMAT_VERSION: u32 = 1;
 
-/// What happened, for a hook.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What happened, for a hook: the JSON a `[hooks]` command reads on stdin.
+///
+/// Fields are only ever added within a `format_version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "flipover hook event")]
 pub struct HookEventDocument {
+    /// Version of this event's format: 1 (`HOOK_EVENT_FORMAT_VERSION`).
     pub format_version: u32,
     /// `pre_switchover`, `post_switchover`, `pre_failover`, `post_failover` or `post_clone`.
     pub hook: String,
@@ -36,7 +41,7 @@ pub struct HookEventDocument {
     pub rerun: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HookStep {
     /// `switchover`, `failover`, `clone`.
     pub kind: String,
@@ -47,7 +52,7 @@ pub struct HookStep {
 }
 
 /// A server by name and MySQL address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HookServer {
     pub name: String,
     pub host: String,

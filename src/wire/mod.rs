@@ -2,7 +2,8 @@
 //! later runs (the saved plan, its JSON). The planner's own types do not
 //! derive `Serialize`; this module is the edge that does, with a version.
 //!
-//! API boundary: `PlanDocument` and `schemas/plan.schema.json`. Within a
+//! API boundary: `PlanDocument` and `schemas/plan.schema.json`; the hook
+//! event (`HookEventDocument`, `schemas/hook-event.schema.json`). Within a
 //! `format_version`, fields are only ever added.
 
 pub mod fingerprint;
@@ -23,6 +24,11 @@ pub use plan::{
 /// The JSON Schema of the plan document (`schemas/plan.schema.json`).
 pub fn plan_json_schema() -> serde_json::Value {
     schemars::schema_for!(PlanDocument).to_value()
+}
+
+/// The JSON Schema of the event hooks read on stdin (`schemas/hook-event.schema.json`).
+pub fn hook_event_json_schema() -> serde_json::Value {
+    schemars::schema_for!(HookEventDocument).to_value()
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
