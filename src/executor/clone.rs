@@ -11,7 +11,7 @@ use flipover_agent::protocol::{CloneReceiveRequest, CloneSendRequest, JobState, 
 use rand::distr::{Alphanumeric, SampleString};
 
 use super::agents;
-use super::{Context, Event, StepError};
+use super::{checkpoint, Context, Event, StepError};
 use crate::planner::CloneStep;
 
 /// How often both jobs are polled.
@@ -137,10 +137,23 @@ async fn wait_for_end(
 ) -> Result<JobStatus, StepError> {
     let started = Instant::now();
     let mut last_heard = Instant::now();
+    let mut passed = 0;
     loop {
         match target.job(job_id).await {
             Ok(job) => {
                 last_heard = Instant::now();
+                // Checkpoints the agent's job went past since the last poll.
+                let now_past = if job.state == JobState::Succeeded {
+                    CLONE_PHASES.len()
+                } else if job.state == JobState::Running {
+                    phases_past(&job.phase)
+                } else {
+                    passed
+                };
+                while passed < now_past {
+                    checkpoint::reach(context, number, CLONE_PHASES[passed]).await;
+                    passed += 1;
+                }
                 if job.state != JobState::Running {
                     return Ok(job);
                 }
@@ -166,6 +179,19 @@ async fn wait_for_end(
             )));
         }
         tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The checkpoints of the target's receive job, as flipover sees it poll.
+const CLONE_PHASES: [&str; 3] = ["clone.streamed", "clone.prepared", "clone.started"];
+
+/// How many of [`CLONE_PHASES`] a running job's phase is past (the agent's
+/// phase names, `receive.rs`).
+fn phases_past(phase: &str) -> usize {
+    match phase {
+        "preparing" => 1,
+        "fixing file ownership" | "starting mysqld" => 2,
+        _ => 0,
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::replication::{connect, repoint, source_address, step_error, value};
-use super::{Context, Event, StepError};
+use super::{checkpoint, Context, Event, StepError};
 use crate::db::Connection;
 use crate::planner::SwitchoverStep;
 use crate::sql::{self, Dialect};
@@ -15,6 +15,7 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
     let topology = &context.topology;
     let old = &topology.servers[&step.old_primary];
     let new = &topology.servers[&step.new_primary];
+    checkpoint::reach(context, number, "switchover.replicas_moved").await;
     let (mut old_conn, mut new_conn) =
         tokio::try_join!(connect(context, old), connect(context, new))?;
     let dialect = Dialect::of(&mut old_conn).await.map_err(step_error)?;
@@ -35,9 +36,13 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
     }
 
     let fenced_at = Instant::now();
-    let caught_up = fence_and_wait(&mut old_conn, &mut new_conn, dialect, step).await;
+    let caught_up =
+        fence_and_wait(context, number, &mut old_conn, &mut new_conn, dialect, step).await;
     let promoted = match caught_up {
-        Ok(()) => promote(&mut new_conn, dialect).await,
+        Ok(()) => {
+            checkpoint::reach(context, number, "switchover.caught_up").await;
+            promote(&mut new_conn, dialect).await
+        }
         Err(e) => Err(e),
     };
     if let Err(error) = promoted {
@@ -62,6 +67,7 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
         )));
     }
     let write_block = fenced_at.elapsed();
+    checkpoint::reach(context, number, "switchover.promoted").await;
     context.events.emit(Event::Note {
         number,
         title: format!("switchover {} -> {}", step.old_primary, step.new_primary),
@@ -87,6 +93,7 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
             step.new_primary, step.old_primary
         )));
     }
+    checkpoint::reach(context, number, "switchover.rejoined").await;
     old_conn.close().await;
     new_conn.close().await;
     Ok(())
@@ -125,6 +132,8 @@ async fn check_candidate(
 /// Blocks writes on the old primary and waits until the candidate has
 /// applied everything the old primary wrote.
 async fn fence_and_wait(
+    context: &Context,
+    number: usize,
     old_conn: &mut Connection,
     new_conn: &mut Connection,
     dialect: Dialect,
@@ -149,6 +158,7 @@ async fn fence_and_wait(
             ))
             .await;
     }
+    checkpoint::reach(context, number, "switchover.fenced").await;
     let position = value(old_conn, dialect.gtid_position_query(), "position").await?;
     let waited = value(
         new_conn,
