@@ -102,7 +102,9 @@ async fn flipover_killed_at_every_failover_checkpoint_converges_on_the_next_appl
             check = if ok {
                 converged(&sandbox, &path, &ALL, next, &[])
             } else {
-                Err(format!("the apply that brings {primary} back failed:\n{out}"))
+                Err(format!(
+                    "the apply that brings {primary} back failed:\n{out}"
+                ))
             };
         }
         let acked = writer.acked_so_far() as u64;
@@ -126,12 +128,18 @@ async fn flipover_killed_at_every_failover_checkpoint_converges_on_the_next_appl
         if let Err(e) = check {
             panic!("killed at {name}: not converged:\n{e}");
         }
-        assert_eq!(found, acked, "killed at {name}: acknowledged writes missing");
+        assert_eq!(
+            found, acked,
+            "killed at {name}: acknowledged writes missing"
+        );
         primary = next;
     }
 
     let report = writer.stop().await;
-    assert!(report.acked.len() > 50, "the writer kept writing: {report:?}");
+    assert!(
+        report.acked.len() > 50,
+        "the writer kept writing: {report:?}"
+    );
     assert_all_acked_present(&sandbox, &ALL, &report).await;
     assert!(checksums_agree(&sandbox, &ALL).await);
 }

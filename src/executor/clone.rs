@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flipover_agent::client::AgentClient;
+use flipover_agent::client::{AgentClient, AgentError};
 use flipover_agent::protocol::{CloneReceiveRequest, CloneSendRequest, JobState, JobStatus};
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -164,6 +164,15 @@ async fn wait_for_end(
                     total_bytes: (expected_bytes > 0).then_some(expected_bytes),
                 });
             }
+            // The agent answers but forgot the job: it restarted, and its
+            // startup put the previous datadir back.
+            Err(AgentError::Failed { status: 404, .. }) => {
+                return Err(StepError::new(
+                    "the target's agent restarted during the clone and forgot it; \
+                     at startup it puts the previous datadir back: plan again"
+                        .to_string(),
+                ));
+            }
             Err(e) if last_heard.elapsed() > AGENT_SILENCE_LIMIT => {
                 return Err(StepError::new(format!(
                     "lost the target's agent for {}s while cloning: {e}; check the target before retrying",
@@ -227,5 +236,29 @@ pub async fn confirm(context: &Context, target: &str) -> Result<(), StepError> {
                 "{target}: could not discard the previous datadir: {e}"
             ))
         })?;
+    Ok(())
+}
+
+/// Confirms a copy an earlier, interrupted apply left unconfirmed on
+/// `target` (the agent reports its receive job), now that its replication is
+/// proven: without this its previous datadir would stay on disk, and an
+/// agent restart would put it back in place of the working copy.
+pub async fn confirm_left_over(context: &Context, target: &str) -> Result<(), StepError> {
+    let server = &context.topology.servers[target];
+    let client = agents::client_for(&context.topology, server, context.options.connect_timeout)
+        .map_err(|e| StepError::new(e.to_string()))?;
+    let facts = client.facts().await.map_err(|e| {
+        StepError::new(format!(
+            "{target} replicates, but its agent did not say whether a clone awaits confirmation: {e}"
+        ))
+    })?;
+    let Some(job) = facts.unconfirmed_clone_job else {
+        return Ok(());
+    };
+    client.confirm_clone(&job).await.map_err(|e| {
+        StepError::new(format!(
+            "{target} replicates, but its previous datadir could not be discarded: {e}"
+        ))
+    })?;
     Ok(())
 }

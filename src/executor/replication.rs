@@ -34,7 +34,7 @@ pub async fn start(
                 .ok_or_else(|| StepError::new(format!("no clone result for {}", step.target)))?,
         ),
         StartPosition::FromRestoredBackup { gtid } => Some(gtid.clone()),
-        StartPosition::Configured | StartPosition::OwnPosition => None,
+        StartPosition::Configured | StartPosition::FinishClone | StartPosition::OwnPosition => None,
     };
     if step.position == StartPosition::OwnPosition {
         conn.execute(dialect.stop_replica())
@@ -75,6 +75,12 @@ pub async fn start(
         checkpoint::reach(context, number, "clone.replication_started").await;
         clone::confirm(context, &step.target).await?;
         checkpoint::reach(context, number, "clone.confirmed").await;
+    }
+    if matches!(
+        step.position,
+        StartPosition::FromRestoredBackup { .. } | StartPosition::FinishClone
+    ) {
+        clone::confirm_left_over(context, &step.target).await?;
     }
     Ok(())
 }

@@ -128,3 +128,98 @@ pub async fn checksums_agree(sandbox: &TestSandbox, servers: &[&str]) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The host agent's command line, read from /proc while it runs.
+pub fn agent_command_line(sandbox: &TestSandbox, name: &str) -> Vec<String> {
+    let pid = super::read_pid(&sandbox.host(name).agent_pid_file());
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the agent runs");
+    raw.split(|b| *b == 0)
+        .filter(|part| !part.is_empty())
+        .map(|part| String::from_utf8_lossy(part).into_owned())
+        .collect()
+}
+
+/// SIGKILLs the host's agent (mysqld, in its own session, keeps running).
+pub fn kill_agent(sandbox: &TestSandbox, name: &str) {
+    let pid = super::read_pid(&sandbox.host(name).agent_pid_file());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Reaped by whoever started it; wait until it is gone.
+    let path = format!("/proc/{pid}/stat");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&path).is_ok_and(|s| !s.contains(") Z")) {
+        assert!(Instant::now() < deadline, "agent {pid} survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts the host's agent again with `command_line` (as the sandbox did:
+/// own process group, output appended to its log) and waits until it
+/// answers with mysqld running.
+pub async fn restart_agent(sandbox: &TestSandbox, name: &str, command_line: &[String]) {
+    use std::os::unix::process::CommandExt;
+    let host = sandbox.host(name);
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(host.agent_log())
+        .unwrap();
+    let mut child = Command::new(&command_line[0])
+        .args(&command_line[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::fs::write(host.agent_pid_file(), format!("{}\n", child.id())).unwrap();
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    let agent = flipover_agent::client::AgentClient::new(
+        &host.agent_url(),
+        &sandbox.secret("agent.token"),
+        Duration::from_secs(2),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(facts) = agent.facts().await {
+            if facts.mysqld_running && facts.busy_job_id.is_none() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}'s agent did not come back with mysqld"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // mysqld runs; wait until it takes connections.
+    while flipover::db::connect(&sandbox.admin(name), Duration::from_secs(2))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{name}'s mysqld takes no connections"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Previous datadirs an interrupted clone left beside `name`'s datadir.
+pub fn previous_datadirs(sandbox: &TestSandbox, name: &str) -> Vec<String> {
+    let datadir = sandbox.host(name).datadir();
+    let prefix = format!(
+        "{}.flipover-",
+        datadir.file_name().unwrap().to_string_lossy()
+    );
+    std::fs::read_dir(datadir.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
