@@ -180,16 +180,23 @@ async fn agents_killed_mid_clone_leave_the_target_as_it_was() {
         };
         let command_line = agent_command_line(&sandbox, &killed);
         kill_agent(&sandbox, &killed);
+        // Restarted at once, as a service manager would.
+        restart_agent(&sandbox, &killed, &command_line).await;
         let output = apply.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert_eq!(output.status.code(), Some(1), "{stderr}");
-
-        restart_agent(&sandbox, &killed, &command_line).await;
         if victim == "donor" {
             // The target gives up on the cut stream and restores by itself.
             wait_idle(&sandbox, "db3").await;
         }
         let restored = has_mark(&sandbox, "db3").await;
+        if victim == "target" {
+            let log = std::fs::read_to_string(sandbox.host("db3").agent_log()).unwrap();
+            assert!(
+                log.contains("putting the previous datadir back"),
+                "the restarted agent's startup recovery did not run:\n{log}"
+            );
+        }
         let left = previous_datadirs(&sandbox, "db3");
         let (ok, out) = common::apply(&path, &[]);
         let mut check = if ok {

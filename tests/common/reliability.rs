@@ -81,11 +81,15 @@ pub fn dir() -> PathBuf {
         .join("reliability")
 }
 
-/// Writes `row` as `<dir>/<test>-<checkpoint>.json` (checkpoint made file-safe).
+/// Writes `row` as `<dir>/<test>-<fault>-<operation>-<checkpoint>.json`
+/// (made file-safe): one file per case.
 pub fn record(row: &Row) {
     let dir = dir();
     std::fs::create_dir_all(&dir).expect("creating the reliability directory");
-    let case: String = format!("{}-{}-{}", row.test, row.operation, row.checkpoint)
+    let case: String = format!(
+        "{}-{}-{}-{}",
+        row.test, row.fault, row.operation, row.checkpoint
+    )
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' {
