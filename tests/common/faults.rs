@@ -223,3 +223,92 @@ pub fn previous_datadirs(sandbox: &TestSandbox, name: &str) -> Vec<String> {
         .filter(|n| n.starts_with(&prefix))
         .collect()
 }
+
+/// `flipover apply` started with `FLIPOVER_PAUSE_AT=<checkpoint>`, paused
+/// there until [`PausedApply::resume`].
+pub struct PausedApply {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    checkpoint: String,
+}
+
+impl PausedApply {
+    /// Starts the apply and waits (≤ 60 s) until it is paused at `checkpoint`.
+    pub fn start(sandbox: &TestSandbox, path: &Path, checkpoint: &str) -> PausedApply {
+        let dir = sandbox.dir.join("pause");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(flipover_bin())
+            .args(["apply", "-f", path.to_str().unwrap(), "--auto-approve"])
+            .env("NO_COLOR", "1")
+            .env("FLIPOVER_PAUSE_AT", checkpoint)
+            .env("FLIPOVER_PAUSE_DIR", &dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("flipover runs");
+        let paused = dir.join(format!("{checkpoint}.paused"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !paused.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let output = child.wait_with_output().unwrap();
+                panic!(
+                    "apply ended ({status}) before {checkpoint}:\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "apply never reached {checkpoint}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PausedApply {
+            child,
+            dir,
+            checkpoint: checkpoint.to_string(),
+        }
+    }
+
+    /// Lets it go on and waits for its end: (exit code, stderr).
+    pub fn resume(self) -> (Option<i32>, String) {
+        std::fs::write(self.dir.join(format!("{}.resume", self.checkpoint)), b"").unwrap();
+        let output = self.child.wait_with_output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// A host's link "down": an iptables rule dropping every TCP packet to its
+/// loopback address (INPUT, so replies to it are lost too). Removed on drop.
+pub struct LinkDown {
+    address: String,
+    tag: String,
+}
+
+impl LinkDown {
+    pub fn new(address: &str) -> LinkDown {
+        let link = LinkDown {
+            address: address.to_string(),
+            tag: format!("flipover-faults-{}", std::process::id()),
+        };
+        assert!(link.rule("-I"), "iptables refused the rule (root needed)");
+        link
+    }
+
+    fn rule(&self, action: &str) -> bool {
+        Command::new("iptables")
+            .args(["-w", action, "INPUT", "-d", &self.address, "-p", "tcp"])
+            .args(["-m", "comment", "--comment", &self.tag, "-j", "DROP"])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for LinkDown {
+    fn drop(&mut self) {
+        while self.rule("-D") {}
+    }
+}

@@ -53,9 +53,10 @@ pub struct Row {
     /// Where the fault hit (a checkpoint name, or a phase in words).
     pub checkpoint: String,
     pub outcome: Outcome,
-    /// Inserts the writer saw acknowledged (0 when no writer ran).
+    /// Inserts the writer saw acknowledged since the test started, up to the
+    /// end of this case (0 when no writer ran).
     pub writes_acknowledged: u64,
-    /// Of those, how many every server holds afterwards.
+    /// Of those, how many every server holds after this case.
     pub writes_found: u64,
     #[serde(with = "millis")]
     pub duration: Duration,
@@ -74,11 +75,15 @@ pub fn dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("FLIPOVER_RELIABILITY_DIR") {
         return PathBuf::from(dir);
     }
-    // CARGO_TARGET_TMPDIR is target/tmp for integration tests.
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target/")
-        .join("reliability")
+    // CARGO_TARGET_TMPDIR is target/tmp for integration tests; the report
+    // generator (an example, run from the repository root) has none.
+    match option_env!("CARGO_TARGET_TMPDIR") {
+        Some(tmp) => PathBuf::from(tmp)
+            .parent()
+            .expect("target/")
+            .join("reliability"),
+        None => PathBuf::from("target/reliability"),
+    }
 }
 
 /// Writes `row` as `<dir>/<test>-<fault>-<operation>-<checkpoint>.json`
@@ -90,15 +95,15 @@ pub fn record(row: &Row) {
         "{}-{}-{}-{}",
         row.test, row.fault, row.operation, row.checkpoint
     )
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    .chars()
+    .map(|c| {
+        if c.is_ascii_alphanumeric() || c == '.' {
+            c
+        } else {
+            '_'
+        }
+    })
+    .collect();
     let path = dir.join(format!("{case}.json"));
     let text = serde_json::to_string_pretty(row).expect("a row serializes");
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
