@@ -31,7 +31,7 @@ async fn consistent(sandbox: &TestSandbox) -> Result<(), String> {
             wrong.push(format!("{server}: read_only = {}", facts.read_only));
         }
         match &facts.replica {
-            Some(r) if !primary && !(r.healthy() || r.io_running == "Connecting") => {
+            Some(r) if !(primary || r.healthy() || r.io_running == "Connecting") => {
                 wrong.push(format!("{server} does not replicate: {r:?}"))
             }
             None if !primary => wrong.push(format!("{server} has no replication")),

@@ -293,7 +293,7 @@ mod tests {
         let half_deleted = dir.path().join("data.flipover-discarding-old");
         std::fs::create_dir(&half_deleted).unwrap();
         let found = leftovers(&datadir).unwrap();
-        assert_eq!(found.previous, [previous.clone()]);
+        assert_eq!(found.previous, std::slice::from_ref(&previous));
         assert_eq!(found.discarding, [half_deleted]);
 
         std::fs::write(previous.join("ibdata1"), b"old").unwrap();
