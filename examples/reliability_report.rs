@@ -124,17 +124,19 @@ fn render(rows: Vec<Row>) -> String {
             rows.iter().map(Row::lost).sum::<u64>(),
             seconds(rows.iter().map(|r| r.duration).sum())
         );
-        let notes: Vec<String> = rows
-            .iter()
-            .filter(|r| !r.note.is_empty())
-            .map(|r| format!("- {} / `{}`: {}", r.operation, r.checkpoint, r.note))
-            .collect();
-        let mut unique = notes.clone();
-        unique.dedup_by(|a, b| a.split(": ").nth(1) == b.split(": ").nth(1));
-        if !unique.is_empty() {
+        // Each note once, with the cases it applies to.
+        let mut notes: Vec<(&str, Vec<&str>)> = Vec::new();
+        for row in rows.iter().filter(|r| !r.note.is_empty()) {
+            match notes.iter_mut().find(|(note, _)| *note == row.note) {
+                Some((_, cases)) => cases.push(&row.checkpoint),
+                None => notes.push((&row.note, vec![&row.checkpoint])),
+            }
+        }
+        if !notes.is_empty() {
             let _ = writeln!(out, "Notes:\n");
-            for note in unique {
-                let _ = writeln!(out, "{note}");
+            for (note, cases) in notes {
+                let cases: Vec<String> = cases.iter().map(|c| format!("`{c}`")).collect();
+                let _ = writeln!(out, "- {note} ({})", cases.join(", "));
             }
             let _ = writeln!(out);
         }

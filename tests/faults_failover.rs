@@ -123,7 +123,10 @@ async fn flipover_killed_at_every_failover_checkpoint_converges_on_the_next_appl
             writes_acknowledged: acked,
             writes_found: found,
             duration: started.elapsed(),
-            note: format!("{primary} restarted afterwards and rejoined as a replica"),
+            note:
+                "the primary was fenced and its replicas caught up before its mysqld was killed; \
+                   it restarted afterwards (read-only) and rejoined as a replica"
+                    .into(),
         });
         if let Err(e) = check {
             panic!("killed at {name}: not converged:\n{e}");

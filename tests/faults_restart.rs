@@ -96,8 +96,10 @@ async fn a_mysqld_restarting_during_a_rechain_leaves_the_cluster_consistent() {
             writes_found: found,
             duration: started.elapsed(),
             note: format!(
-                "the interrupted apply exited {}; consistent right after, converged on the next apply",
-                code.map(|c| c.to_string()).unwrap_or_else(|| "by a signal".into())
+                "{victim} restarted: the interrupted apply exited {}; consistent right after, \
+                 converged on the next apply",
+                code.map(|c| c.to_string())
+                    .unwrap_or_else(|| "by a signal".into())
             ),
         });
         if let Err(e) = check {
