@@ -60,12 +60,7 @@ fn faults() -> &'static Faults {
         let kill_at = std::env::var("FLIPOVER_KILL_AT")
             .ok()
             .filter(|v| !v.is_empty())
-            .map(|value| match value.rsplit_once(':') {
-                Some((name, n)) if n.parse::<u32>().is_ok() => {
-                    (name.to_string(), n.parse().expect("checked"))
-                }
-                _ => (value, 1),
-            });
+            .map(|value| parse_kill_at(&value));
         let pause_at = std::env::var("FLIPOVER_PAUSE_AT")
             .ok()
             .filter(|v| !v.is_empty())
@@ -81,6 +76,17 @@ fn faults() -> &'static Faults {
             reached: Mutex::new(BTreeMap::new()),
         }
     })
+}
+
+/// `<checkpoint>[:<n>]`: the checkpoint and which time reaching it kills.
+fn parse_kill_at(value: &str) -> (String, u32) {
+    match value.rsplit_once(':') {
+        Some((name, n)) => match n.parse::<u32>() {
+            Ok(n) => (name.to_string(), n.max(1)),
+            Err(_) => (value.to_string(), 1),
+        },
+        None => (value.to_string(), 1),
+    }
 }
 
 /// Step `number` reached checkpoint `name`.
@@ -120,5 +126,34 @@ pub(crate) async fn reach(context: &Context, number: usize, name: &str) {
                 tokio::time::sleep(PAUSE_POLL).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_at_names_a_checkpoint_and_optionally_which_time() {
+        assert_eq!(
+            parse_kill_at("switchover.fenced"),
+            ("switchover.fenced".into(), 1)
+        );
+        assert_eq!(
+            parse_kill_at("failover.repointed:2"),
+            ("failover.repointed".into(), 2)
+        );
+        assert_eq!(
+            parse_kill_at("clone.started:0"),
+            ("clone.started".into(), 1)
+        );
+        assert_eq!(parse_kill_at("odd:name"), ("odd:name".into(), 1));
+    }
+
+    #[test]
+    fn every_checkpoint_is_named_once() {
+        let all: Vec<&str> = [SWITCHOVER, FAILOVER, CLONE, RECHAIN].concat();
+        let unique: std::collections::BTreeSet<&str> = all.iter().copied().collect();
+        assert_eq!(unique.len(), all.len());
     }
 }
