@@ -74,6 +74,12 @@ pub struct Facts {
     /// a clone whose replication was never started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_backup: Option<BackupPosition>,
+    /// A succeeded receive job whose previous datadir is still kept: the
+    /// copy runs but was never confirmed (flipover stopped before proving
+    /// its replication). Confirming it once replication runs finishes it;
+    /// an agent restart before that puts the previous datadir back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconfirmed_clone_job: Option<String>,
 }
 
 /// Binlog coordinates and GTID position a backup was taken at.

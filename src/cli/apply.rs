@@ -316,6 +316,9 @@ pub fn progress_sink() -> EventSink {
             } => {
                 eprintln!("[{number}] {title}: {text}");
             }
+            Event::Checkpoint { number, name } => {
+                tracing::debug!("step {number}: checkpoint {name}");
+            }
             Event::StepSucceeded {
                 number,
                 title,

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flipover_agent::client::AgentClient;
+use flipover_agent::client::{AgentClient, AgentError};
 use flipover_agent::protocol::{CloneReceiveRequest, CloneSendRequest, JobState, JobStatus};
 use rand::distr::{Alphanumeric, SampleString};
 
 use super::agents;
-use super::{Context, Event, StepError};
+use super::{checkpoint, Context, Event, StepError};
 use crate::planner::CloneStep;
 
 /// How often both jobs are polled.
@@ -137,10 +137,23 @@ async fn wait_for_end(
 ) -> Result<JobStatus, StepError> {
     let started = Instant::now();
     let mut last_heard = Instant::now();
+    let mut passed = 0;
     loop {
         match target.job(job_id).await {
             Ok(job) => {
                 last_heard = Instant::now();
+                // Checkpoints the agent's job went past since the last poll.
+                let now_past = if job.state == JobState::Succeeded {
+                    CLONE_PHASES.len()
+                } else if job.state == JobState::Running {
+                    phases_past(&job.phase)
+                } else {
+                    passed
+                };
+                while passed < now_past {
+                    checkpoint::reach(context, number, CLONE_PHASES[passed]).await;
+                    passed += 1;
+                }
                 if job.state != JobState::Running {
                     return Ok(job);
                 }
@@ -150,6 +163,15 @@ async fn wait_for_end(
                     bytes: job.bytes,
                     total_bytes: (expected_bytes > 0).then_some(expected_bytes),
                 });
+            }
+            // The agent answers but forgot the job: it restarted, and its
+            // startup put the previous datadir back.
+            Err(AgentError::Failed { status: 404, .. }) => {
+                return Err(StepError::new(
+                    "the target's agent restarted during the clone and forgot it; \
+                     at startup it puts the previous datadir back: plan again"
+                        .to_string(),
+                ));
             }
             Err(e) if last_heard.elapsed() > AGENT_SILENCE_LIMIT => {
                 return Err(StepError::new(format!(
@@ -166,6 +188,19 @@ async fn wait_for_end(
             )));
         }
         tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The checkpoints of the target's receive job, as flipover sees it poll.
+const CLONE_PHASES: [&str; 3] = ["clone.streamed", "clone.prepared", "clone.started"];
+
+/// How many of [`CLONE_PHASES`] a running job's phase is past (the agent's
+/// phase names, `receive.rs`).
+fn phases_past(phase: &str) -> usize {
+    match phase {
+        "preparing" => 1,
+        "fixing file ownership" | "starting mysqld" => 2,
+        _ => 0,
     }
 }
 
@@ -201,5 +236,29 @@ pub async fn confirm(context: &Context, target: &str) -> Result<(), StepError> {
                 "{target}: could not discard the previous datadir: {e}"
             ))
         })?;
+    Ok(())
+}
+
+/// Confirms a copy an earlier, interrupted apply left unconfirmed on
+/// `target` (the agent reports its receive job), now that its replication is
+/// proven: without this its previous datadir would stay on disk, and an
+/// agent restart would put it back in place of the working copy.
+pub async fn confirm_left_over(context: &Context, target: &str) -> Result<(), StepError> {
+    let server = &context.topology.servers[target];
+    let client = agents::client_for(&context.topology, server, context.options.connect_timeout)
+        .map_err(|e| StepError::new(e.to_string()))?;
+    let facts = client.facts().await.map_err(|e| {
+        StepError::new(format!(
+            "{target} replicates, but its agent did not say whether a clone awaits confirmation: {e}"
+        ))
+    })?;
+    let Some(job) = facts.unconfirmed_clone_job else {
+        return Ok(());
+    };
+    client.confirm_clone(&job).await.map_err(|e| {
+        StepError::new(format!(
+            "{target} replicates, but its previous datadir could not be discarded: {e}"
+        ))
+    })?;
     Ok(())
 }

@@ -25,6 +25,9 @@ pub enum Event {
         title: String,
         text: String,
     },
+    /// A named point between a step's phases (`checkpoint.rs`), where
+    /// fault-injection tests kill or pause flipover.
+    Checkpoint { number: usize, name: String },
     StepSucceeded {
         number: usize,
         title: String,

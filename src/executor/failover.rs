@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures::future::{join_all, try_join_all};
 
 use super::replication::{connect, repoint, source_address, step_error, value};
-use super::{Context, Event, StepError};
+use super::{checkpoint, Context, Event, StepError};
 use crate::db::{self, Connection, Endpoint};
 use crate::planner::{gtid, FailoverStep};
 use crate::sql::Dialect;
@@ -36,6 +36,7 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
             .map_err(step_error)
     }))
     .await?;
+    checkpoint::reach(context, number, "failover.io_stopped").await;
 
     // 2. Every replica applies what it received.
     let drained = try_join_all(
@@ -51,6 +52,8 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
             "{error}; nothing was changed (IO threads restarted)"
         )));
     }
+
+    checkpoint::reach(context, number, "failover.drained").await;
 
     // 3. The new primary must hold what the most advanced replica holds.
     let mut positions = Vec::new();
@@ -94,6 +97,8 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
         });
     }
 
+    checkpoint::reach(context, number, "failover.caught_up").await;
+
     // 4. Promote.
     let primary = &mut conns[0];
     primary
@@ -117,6 +122,8 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
         ),
     });
 
+    checkpoint::reach(context, number, "failover.promoted").await;
+
     // 5. Everyone else follows the new primary.
     let new_source = source_address(context, &topology.servers[&step.new_primary])?;
     let results = join_all(conns.iter_mut().zip(&names).skip(1).map(|(conn, name)| {
@@ -129,6 +136,9 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
                 repoint(conn, dialect, &new_source, name).await
             }
             .await;
+            if moved.is_ok() {
+                checkpoint::reach(context, number, "failover.repointed").await;
+            }
             moved.map_err(|e| format!("{name}: {e}"))
         }
     }))

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::sync::Mutex;
 
-use super::lock::ClusterLock;
+use super::lock::{ClusterLock, SILENT_SERVER_LIMIT};
 use crate::db::{quote_literal, Connection};
 use crate::sql;
 
@@ -73,10 +73,23 @@ impl Journal {
             quote_literal(&self.operator)
         );
         let mut connections = self.connections.lock().await;
-        for conn in connections.iter_mut() {
-            if let Err(e) = conn.execute(&statement).await {
-                tracing::debug!("journal on {}: {e}", conn.address);
+        let mut silent = Vec::new();
+        for (i, conn) in connections.iter_mut().enumerate() {
+            match tokio::time::timeout(SILENT_SERVER_LIMIT, conn.execute(&statement)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!("journal on {}: {e}", conn.address),
+                Err(_) => {
+                    tracing::warn!(
+                        "journal on {}: no answer within {SILENT_SERVER_LIMIT:?}; not journaling there any more",
+                        conn.address
+                    );
+                    silent.push(i);
+                }
             }
+        }
+        // A server that stopped answering would hold every later record up.
+        for i in silent.into_iter().rev() {
+            drop(connections.remove(i));
         }
     }
 

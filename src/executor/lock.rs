@@ -109,6 +109,10 @@ async fn describe_holder(conn: &mut Connection, name: &str) -> String {
     }
 }
 
+/// How long a statement of the lock or the journal waits for a server that
+/// stopped answering mid-apply (its link down) before giving up on it.
+pub(crate) const SILENT_SERVER_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl ClusterLock {
     /// The connections holding the lock (the journal writes through them).
     pub fn into_connections(self) -> Vec<Connection> {
@@ -119,11 +123,16 @@ impl ClusterLock {
         ClusterLock { connections }
     }
 
-    /// Releases every lock (closing the connection would too).
+    /// Releases every lock (closing the connection would too). A server
+    /// whose link went down does not answer: it gets a few seconds, then its
+    /// connection is dropped (the server releases the lock when it notices).
     pub async fn release(self) {
         for mut conn in self.connections {
-            let _ = conn.execute("SELECT RELEASE_ALL_LOCKS()").await;
-            conn.close().await;
+            let released = async {
+                let _ = conn.execute("SELECT RELEASE_ALL_LOCKS()").await;
+                conn.close().await;
+            };
+            let _ = tokio::time::timeout(SILENT_SERVER_LIMIT, released).await;
         }
     }
 }

@@ -8,6 +8,7 @@
 //! a clone that worked is not left without its replication.
 
 pub mod agents;
+pub mod checkpoint;
 mod clone;
 mod events;
 mod failover;
@@ -296,7 +297,7 @@ async fn undo_rechains_before(
             from: done.to.clone(),
             to: done.from.clone(),
         };
-        match rechain::run(context, &back).await {
+        match rechain::run(context, 0, &back).await {
             Ok(()) => report.push_str(&format!("; {} is back under {}", back.target, back.to)),
             Err(e) => report.push_str(&format!(
                 "; moving {} back under {} failed: {e}",
@@ -310,8 +311,8 @@ async fn undo_rechains_before(
 async fn run_step(context: &Context, number: usize, step: &Step) -> Result<(), StepError> {
     match step {
         Step::Clone(clone_step) => clone::run(context, number, clone_step).await,
-        Step::StartReplication(start) => replication::start(context, start).await,
-        Step::Rechain(rechain) => rechain::run(context, rechain).await,
+        Step::StartReplication(start) => replication::start(context, number, start).await,
+        Step::Rechain(rechain) => rechain::run(context, number, rechain).await,
         Step::Switchover(switch) => switchover::run(context, number, switch).await,
         Step::Failover(failover) => failover::run(context, number, failover).await,
         Step::SetReadOnly(set) => replication::set_read_only(context, set).await,

@@ -1,11 +1,12 @@
 //! The rechain step: move a running replica to another source by GTID.
 
 use super::replication::{connect, repoint, source_address, step_error, value};
-use super::{Context, StepError};
+use super::{checkpoint, Context, StepError};
 use crate::planner::RechainStep;
 use crate::sql::Dialect;
 
-pub async fn run(context: &Context, step: &RechainStep) -> Result<(), StepError> {
+/// `number` is the step's (0 when a switchover's rollback moves a replica back).
+pub async fn run(context: &Context, number: usize, step: &RechainStep) -> Result<(), StepError> {
     let topology = &context.topology;
     let target = &topology.servers[&step.target];
     let new_source = &topology.servers[&step.to];
@@ -16,6 +17,7 @@ pub async fn run(context: &Context, step: &RechainStep) -> Result<(), StepError>
     conn.execute(dialect.stop_replica())
         .await
         .map_err(step_error)?;
+    checkpoint::reach(context, number, "rechain.stopped").await;
     let result = async {
         // A sibling that lags behind the replica could not serve it: let it
         // reach the replica's position first. A primary has everything.
@@ -74,6 +76,7 @@ pub async fn run(context: &Context, step: &RechainStep) -> Result<(), StepError>
         };
         return Err(StepError::new(format!("{error}{outcome}")));
     }
+    checkpoint::reach(context, number, "rechain.repointed").await;
     conn.close().await;
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{clone, Context, StepError};
+use super::{checkpoint, clone, Context, StepError};
 use crate::db::{self, Connection, Endpoint};
 use crate::planner::{SetReadOnlyStep, StartPosition, StartReplicationStep};
 use crate::sql::{self, Dialect, SourceAddress};
@@ -12,7 +12,11 @@ use crate::topology::Server;
 /// How long both replication threads get to report running.
 const THREADS_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(), StepError> {
+pub async fn start(
+    context: &Context,
+    number: usize,
+    step: &StartReplicationStep,
+) -> Result<(), StepError> {
     let topology = &context.topology;
     let target = &topology.servers[&step.target];
     let source = &topology.servers[&step.source];
@@ -30,7 +34,7 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
                 .ok_or_else(|| StepError::new(format!("no clone result for {}", step.target)))?,
         ),
         StartPosition::FromRestoredBackup { gtid } => Some(gtid.clone()),
-        StartPosition::Configured | StartPosition::OwnPosition => None,
+        StartPosition::Configured | StartPosition::FinishClone | StartPosition::OwnPosition => None,
     };
     if step.position == StartPosition::OwnPosition {
         conn.execute(dialect.stop_replica())
@@ -68,7 +72,15 @@ pub async fn start(context: &Context, step: &StartReplicationStep) -> Result<(),
     conn.close().await;
 
     if step.position == StartPosition::FromClone {
+        checkpoint::reach(context, number, "clone.replication_started").await;
         clone::confirm(context, &step.target).await?;
+        checkpoint::reach(context, number, "clone.confirmed").await;
+    }
+    if matches!(
+        step.position,
+        StartPosition::FromRestoredBackup { .. } | StartPosition::FinishClone
+    ) {
+        clone::confirm_left_over(context, &step.target).await?;
     }
     Ok(())
 }

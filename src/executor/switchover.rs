@@ -3,18 +3,42 @@
 //! replica. Writes are blocked from the fence until the candidate is
 //! writable; everything that can be done before the fence is.
 
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use super::replication::{connect, repoint, source_address, step_error, value};
-use super::{Context, Event, StepError};
+use super::{checkpoint, Context, Event, StepError};
 use crate::db::Connection;
 use crate::planner::SwitchoverStep;
 use crate::sql::{self, Dialect};
+
+/// How long statements that return at once may take before the server is
+/// taken for lost (its host or link down: TCP alone would wait for minutes).
+const STATEMENTS_LIMIT: Duration = Duration::from_secs(10);
+/// Rejoining includes waiting up to 30 s for the replication threads.
+const REJOIN_LIMIT: Duration = Duration::from_secs(45);
+
+/// `work` on `server`, or an error saying it did not answer within `limit`.
+async fn within<T>(
+    limit: Duration,
+    server: &str,
+    what: &str,
+    work: impl Future<Output = Result<T, StepError>>,
+) -> Result<T, StepError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(StepError::new(format!(
+            "{server} did not answer within {} s while {what} (host or link down?)",
+            limit.as_secs()
+        ))),
+    }
+}
 
 pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Result<(), StepError> {
     let topology = &context.topology;
     let old = &topology.servers[&step.old_primary];
     let new = &topology.servers[&step.new_primary];
+    checkpoint::reach(context, number, "switchover.replicas_moved").await;
     let (mut old_conn, mut new_conn) =
         tokio::try_join!(connect(context, old), connect(context, new))?;
     let dialect = Dialect::of(&mut old_conn).await.map_err(step_error)?;
@@ -35,9 +59,19 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
     }
 
     let fenced_at = Instant::now();
-    let caught_up = fence_and_wait(&mut old_conn, &mut new_conn, dialect, step).await;
+    let caught_up =
+        fence_and_wait(context, number, &mut old_conn, &mut new_conn, dialect, step).await;
     let promoted = match caught_up {
-        Ok(()) => promote(&mut new_conn, dialect).await,
+        Ok(()) => {
+            checkpoint::reach(context, number, "switchover.caught_up").await;
+            within(
+                STATEMENTS_LIMIT,
+                &step.new_primary,
+                "promoting it",
+                promote(&mut new_conn, dialect),
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     if let Err(error) = promoted {
@@ -62,6 +96,7 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
         )));
     }
     let write_block = fenced_at.elapsed();
+    checkpoint::reach(context, number, "switchover.promoted").await;
     context.events.emit(Event::Note {
         number,
         title: format!("switchover {} -> {}", step.old_primary, step.new_primary),
@@ -79,7 +114,14 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
             old_conn.execute(statement).await.map_err(step_error)?;
         }
         repoint(&mut old_conn, dialect, &new_as_source, &step.old_primary).await
-    }
+    };
+    // repoint waits up to 30 s for the threads; a silent host gets no longer.
+    let rejoined = within(
+        REJOIN_LIMIT,
+        &step.old_primary,
+        "making it a replica",
+        rejoined,
+    )
     .await;
     if let Err(error) = rejoined {
         return Err(StepError::new(format!(
@@ -87,6 +129,7 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
             step.new_primary, step.old_primary
         )));
     }
+    checkpoint::reach(context, number, "switchover.rejoined").await;
     old_conn.close().await;
     new_conn.close().await;
     Ok(())
@@ -125,11 +168,54 @@ async fn check_candidate(
 /// Blocks writes on the old primary and waits until the candidate has
 /// applied everything the old primary wrote.
 async fn fence_and_wait(
+    context: &Context,
+    number: usize,
     old_conn: &mut Connection,
     new_conn: &mut Connection,
     dialect: Dialect,
     step: &SwitchoverStep,
 ) -> Result<(), StepError> {
+    within(
+        STATEMENTS_LIMIT,
+        &step.old_primary,
+        "fencing it",
+        fence(old_conn, dialect),
+    )
+    .await?;
+    checkpoint::reach(context, number, "switchover.fenced").await;
+    let position = within(
+        STATEMENTS_LIMIT,
+        &step.old_primary,
+        "reading its position",
+        value(old_conn, dialect.gtid_position_query(), "position"),
+    )
+    .await?;
+    // The server's own wait ends after timeout_seconds; a candidate whose
+    // link went down never answers at all, so the client gives up a little
+    // later.
+    let limit = Duration::from_secs(step.timeout_seconds) + STATEMENTS_LIMIT;
+    let waited = within(
+        limit,
+        &step.new_primary,
+        "waiting for it to catch up",
+        value(
+            new_conn,
+            &dialect.wait_for_position(&position, step.timeout_seconds),
+            "result",
+        ),
+    )
+    .await?;
+    if !dialect.wait_succeeded(Some(&waited)) {
+        return Err(StepError::new(format!(
+            "{} did not apply {}'s last transactions ({position}) within {} s",
+            step.new_primary, step.old_primary, step.timeout_seconds
+        )));
+    }
+    Ok(())
+}
+
+/// `read_only` on the old primary, and every client session ended.
+async fn fence(old_conn: &mut Connection, dialect: Dialect) -> Result<(), StepError> {
     old_conn
         .execute(&dialect.set_read_only(true))
         .await
@@ -148,19 +234,6 @@ async fn fence_and_wait(
                 id.parse::<u64>().unwrap_or(0)
             ))
             .await;
-    }
-    let position = value(old_conn, dialect.gtid_position_query(), "position").await?;
-    let waited = value(
-        new_conn,
-        &dialect.wait_for_position(&position, step.timeout_seconds),
-        "result",
-    )
-    .await?;
-    if !dialect.wait_succeeded(Some(&waited)) {
-        return Err(StepError::new(format!(
-            "{} did not apply {}'s last transactions ({position}) within {} s",
-            step.new_primary, step.old_primary, step.timeout_seconds
-        )));
     }
     Ok(())
 }
@@ -189,10 +262,18 @@ async fn roll_back(
     dialect: Dialect,
     old_as_source: &sql::SourceAddress,
 ) -> (Result<(), StepError>, Result<(), StepError>) {
-    let old = old_conn
-        .execute(&dialect.set_read_only(false))
-        .await
-        .map_err(step_error);
+    let old = match tokio::time::timeout(
+        STATEMENTS_LIMIT,
+        old_conn.execute(&dialect.set_read_only(false)),
+    )
+    .await
+    {
+        Ok(result) => result.map_err(step_error),
+        Err(_) => Err(StepError::new(format!(
+            "no answer within {} s",
+            STATEMENTS_LIMIT.as_secs()
+        ))),
+    };
     let candidate = async {
         new_conn
             .execute(&dialect.set_read_only(true))

@@ -52,6 +52,7 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     };
     let transition = match current {
         CurrentPrimary::Itself if !primary_holds_the_data(topology, observed, &mut plan) => None,
+        CurrentPrimary::Itself if another_primary_is_ahead(topology, observed, &mut plan) => None,
         CurrentPrimary::Itself => Some(None),
         CurrentPrimary::Upstream(old) => {
             switchover::plan_switchover(topology, observed, &old, &mut plan).map(|node| {
@@ -169,6 +170,55 @@ fn primary_holds_the_data(topology: &Topology, observed: &Observed, plan: &mut P
         )),
     );
     false
+}
+
+/// A switchover interrupted after the promotion (or a promotion by hand)
+/// leaves another server writable, replicating from nobody, with writes the
+/// desired primary lacks. Making the desired primary writable then would
+/// fork the data, and recloning the other would lose those writes: refused,
+/// with the way forward.
+fn another_primary_is_ahead(topology: &Topology, observed: &Observed, plan: &mut Plan) -> bool {
+    let primary = &topology.primary().name;
+    let Some(desired) = observed.servers.get(primary).and_then(|s| s.facts()) else {
+        return false;
+    };
+    // A writable desired primary took over already (a former primary that
+    // came back with writes of its own is the replicas' business).
+    if !desired.read_only {
+        return false;
+    }
+    let known = desired.known_gtid_state();
+    let mut found = false;
+    for server in observed.servers.values().filter(|s| s.name != *primary) {
+        let Some(facts) = server.facts() else {
+            continue;
+        };
+        if facts.read_only || facts.replica.is_some() || facts.flavor != desired.flavor {
+            continue;
+        }
+        let ahead = gtid::not_covered_by(
+            facts.gtid.binlog_state.as_deref().unwrap_or_default(),
+            &known,
+        );
+        if ahead.is_empty() {
+            continue;
+        }
+        let other = &server.name;
+        plan.problem(
+            Some(primary),
+            format!(
+                "{other} takes writes and holds transactions {primary} lacks ({}): it was promoted \
+                 (an interrupted switchover?), so {primary} is not the primary any more",
+                switchover::join(&ahead)
+            ),
+            Some(format!(
+                "name {other} as primary in the topology (the next plan makes {primary} its replica), \
+                 then switch over to {primary} in a second change"
+            )),
+        );
+        found = true;
+    }
+    found
 }
 
 fn check_options(topology: &Topology, options: &PlanOptions, plan: &mut Plan) {

@@ -428,6 +428,18 @@ impl Walk<'_> {
             return;
         }
         self.warn_errant(server, observation, plan);
+        // A clone whose apply was interrupted after replication started: the
+        // copy works, but the agent keeps the previous datadir (and would put
+        // it back if it restarted) until flipover confirms the copy.
+        let unconfirmed = observation
+            .agent
+            .facts
+            .as_ref()
+            .is_some_and(|f| f.unconfirmed_clone_job.is_some());
+        if unconfirmed {
+            self.plan_start(server, StartPosition::FinishClone, plan);
+            return;
+        }
         if replica.healthy() || replica.io_running.eq_ignore_ascii_case("connecting") {
             return;
         }

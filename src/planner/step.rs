@@ -154,6 +154,10 @@ pub enum StartPosition {
     /// The replica already has replication configured (threads stopped):
     /// just start it where it is.
     Configured,
+    /// The replica already runs from a copy an interrupted apply cloned but
+    /// never confirmed (its agent still keeps the previous datadir): prove
+    /// its replication, then let the agent discard the previous datadir.
+    FinishClone,
     /// A server holding only part of its source's history and nothing of
     /// its own (a former primary whose every write reached the others, a
     /// replica whose replication was reset): it starts after its own

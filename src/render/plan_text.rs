@@ -372,6 +372,7 @@ fn step_details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<St
                     "from {gtid}, the position of the backup it was restored from (an earlier clone whose replication never started)"
                 ),
                 StartPosition::Configured => "where its stopped replication left off".to_string(),
+                StartPosition::FinishClone => "where it is (it runs from an earlier clone that was never confirmed: once it catches up, its agent discards the previous datadir)".to_string(),
                 StartPosition::OwnPosition => format!(
                     "after everything it holds (it has nothing {} lacks)",
                     start.source

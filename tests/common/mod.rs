@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
+pub mod reliability;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

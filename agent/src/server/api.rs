@@ -182,17 +182,14 @@ async fn confirm_clone(
     if let Some(previous) = status.result.and_then(|r| r.previous_datadir) {
         info!(job = %id, previous = %previous, "clone confirmed: deleting the previous datadir");
         let path = std::path::PathBuf::from(&previous);
-        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        })
-        .await
-        .map_err(|e| ApiError::Failed(format!("deleting {previous} panicked: {e}")))?
-        .map_err(|e| {
-            ApiError::Failed(format!(
-                "deleting the previous datadir {previous} failed: {e}"
-            ))
-        })?;
+        tokio::task::spawn_blocking(move || clone::datadir::discard(&path))
+            .await
+            .map_err(|e| ApiError::Failed(format!("deleting {previous} panicked: {e}")))?
+            .map_err(|e| {
+                ApiError::Failed(format!(
+                    "deleting the previous datadir {previous} failed: {e}"
+                ))
+            })?;
         job.update_result(|r| r.previous_datadir = None);
     }
     Ok(Json(job.status()))
@@ -219,6 +216,7 @@ async fn current_facts(state: &AppState) -> Result<Facts, ApiError> {
         facts.busy_job = Some(describe_job(&status));
         facts.busy_job_id = Some(status.id);
     }
+    facts.unconfirmed_clone_job = state.jobs.unconfirmed_receive().map(|job| job.id.clone());
     Ok(facts)
 }
 

@@ -96,6 +96,7 @@ pub fn gather(host: &HostInfo) -> Result<Facts, MyCnfError> {
         busy_job: None,
         busy_job_id: None,
         restored_backup: restored_backup(&datadir),
+        unconfirmed_clone_job: None,
     })
 }
 

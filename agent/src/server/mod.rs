@@ -86,6 +86,13 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         warn!(error = %e, "the server config is unreadable; facts and actions will fail until it is fixed");
     }
 
+    // Before anything can start mysqld or a job: an unconfirmed clone's
+    // previous datadir goes back in place.
+    match clone::recovery::at_startup(&host).await {
+        clone::recovery::Recovery::Nothing => {}
+        outcome => info!(?outcome, "startup recovery"),
+    }
+
     let backup_password = match &args.backup_password_file {
         Some(path) => Some(
             std::fs::read_to_string(path)

@@ -80,6 +80,65 @@ pub fn previous_path(datadir: &Path, job_id: &str) -> PathBuf {
     datadir.with_file_name(name)
 }
 
+/// Where a confirmed clone's previous datadir goes while it is deleted: a
+/// deletion cut short (the agent killed) must never look like a previous
+/// datadir to put back.
+pub fn discarding_path(previous: &Path) -> PathBuf {
+    let name = previous.file_name().unwrap_or_default().to_string_lossy();
+    previous.with_file_name(name.replacen(".flipover-previous-", ".flipover-discarding-", 1))
+}
+
+/// Deletes a confirmed clone's previous datadir: renamed out of the way
+/// first (atomic), then removed. Repeating it is harmless.
+pub fn discard(previous: &Path) -> Result<(), DatadirError> {
+    let doomed = discarding_path(previous);
+    match std::fs::rename(previous, &doomed) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("renaming for deletion", previous)(e)),
+    }
+    match std::fs::remove_dir_all(&doomed) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("deleting", &doomed)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// What an interrupted clone left beside `datadir`: previous datadirs of
+/// clones never confirmed, and previous datadirs whose deletion was cut short.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    pub previous: Vec<PathBuf>,
+    pub discarding: Vec<PathBuf>,
+}
+
+pub fn leftovers(datadir: &Path) -> Result<Leftovers, DatadirError> {
+    let mut found = Leftovers::default();
+    let (Some(parent), Some(name)) = (datadir.parent(), datadir.file_name()) else {
+        return Ok(found);
+    };
+    let name = name.to_string_lossy();
+    let entries = match std::fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(io("reading", parent)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io("reading", parent))?;
+        let sibling = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = sibling.strip_prefix(name.as_ref()) else {
+            continue;
+        };
+        if rest.starts_with(".flipover-previous-") {
+            found.previous.push(entry.path());
+        } else if rest.starts_with(".flipover-discarding-") {
+            found.discarding.push(entry.path());
+        }
+    }
+    found.previous.sort();
+    found.discarding.sort();
+    Ok(found)
+}
+
 /// The old datadir moved aside and a fresh empty one in its place.
 #[derive(Debug, Clone)]
 pub struct Swap {
@@ -219,6 +278,28 @@ mod tests {
         assert!(swap.previous.is_none() && datadir.is_dir());
         restore(&swap).unwrap();
         assert!(!datadir.exists());
+    }
+
+    #[test]
+    fn leftovers_are_found_and_a_discard_leaves_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let datadir = dir.path().join("data");
+        std::fs::create_dir(&datadir).unwrap();
+        std::fs::create_dir(dir.path().join("data2.flipover-previous-x")).unwrap();
+        assert_eq!(leftovers(&datadir).unwrap(), Leftovers::default());
+
+        let swap = move_aside(&datadir, "abc").unwrap();
+        let previous = swap.previous.unwrap();
+        let half_deleted = dir.path().join("data.flipover-discarding-old");
+        std::fs::create_dir(&half_deleted).unwrap();
+        let found = leftovers(&datadir).unwrap();
+        assert_eq!(found.previous, std::slice::from_ref(&previous));
+        assert_eq!(found.discarding, [half_deleted]);
+
+        std::fs::write(previous.join("ibdata1"), b"old").unwrap();
+        discard(&previous).unwrap();
+        discard(&previous).unwrap();
+        assert!(!previous.exists() && !discarding_path(&previous).exists());
     }
 
     #[test]

@@ -169,6 +169,22 @@ impl Jobs {
             .cloned()
     }
 
+    /// The succeeded receive job whose previous datadir is still kept (not
+    /// confirmed yet), if any.
+    pub fn unconfirmed_receive(&self) -> Option<Arc<Job>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|j| {
+                let status = j.status();
+                status.kind == JobKind::CloneReceive
+                    && status.state == JobState::Succeeded
+                    && status.result.is_some_and(|r| r.previous_datadir.is_some())
+            })
+            .cloned()
+    }
+
     /// Runs a job's body in the background, tracked for [`Jobs::shutdown`].
     pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let handle = tokio::spawn(task);

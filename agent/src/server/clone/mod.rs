@@ -6,12 +6,14 @@
 //! - `backup_tool`: finding and running the tools, the binlog position file
 //! - `datadir`: user-data check, moving the datadir aside, putting it back
 //! - `jobs`: the in-memory job registry and the shutdown signal
+//! - `recovery`: at startup, putting back what an interrupted clone left
 //! - `receive`: the target's job; `send`: the donor's job
 
 pub mod backup_tool;
 pub mod datadir;
 pub mod jobs;
 pub mod receive;
+pub mod recovery;
 pub mod send;
 pub mod stream;
 
