@@ -26,7 +26,10 @@ fn gate(topology: &Path, observed: &Path, allow_destructive: bool) -> Gate {
         .arg(observed)
         .arg(out.path())
         .env("FLIPOVER", common::flipover_bin())
-        .env("ALLOW_DESTRUCTIVE", if allow_destructive { "1" } else { "0" })
+        .env(
+            "ALLOW_DESTRUCTIVE",
+            if allow_destructive { "1" } else { "0" },
+        )
         .output()
         .expect("plan-gate runs");
     let read = |name: &str| std::fs::read_to_string(out.path().join(name)).unwrap_or_default();
@@ -59,7 +62,9 @@ fn a_switchover_pull_request_passes_and_posts_its_plan() {
         false,
     );
     assert_eq!(g.code, 0, "{}", g.stderr);
-    assert!(g.verdict.starts_with("ok: Plan: 0 clone, 2 rechain, 1 switchover"));
+    assert!(g
+        .verdict
+        .starts_with("ok: Plan: 0 clone, 2 rechain, 1 switchover"));
     assert!(g.markdown.contains("blocks writes"), "{}", g.markdown);
 }
 
@@ -71,8 +76,16 @@ fn destructive_plans_need_the_approval_label() {
 
     let blocked = gate(&topology, &observed, false);
     assert_eq!(blocked.code, 3, "{}", blocked.stderr);
-    assert!(blocked.verdict.starts_with("blocked:"), "{}", blocked.verdict);
-    assert!(blocked.markdown.contains("destructive"), "{}", blocked.markdown);
+    assert!(
+        blocked.verdict.starts_with("blocked:"),
+        "{}",
+        blocked.verdict
+    );
+    assert!(
+        blocked.markdown.contains("destructive"),
+        "{}",
+        blocked.markdown
+    );
 
     let approved = gate(&topology, &observed, true);
     assert_eq!(approved.code, 0, "{}", approved.stderr);
@@ -82,7 +95,11 @@ fn destructive_plans_need_the_approval_label() {
 #[test]
 fn a_plan_with_problems_fails_the_gate() {
     let case = example("tests/golden/switchover-lag-refused");
-    let g = gate(&case.join("topology.toml"), &case.join("observed.json"), true);
+    let g = gate(
+        &case.join("topology.toml"),
+        &case.join("observed.json"),
+        true,
+    );
     assert_eq!(g.code, 1, "{}", g.stderr);
     assert!(g.verdict.starts_with("plan failed"));
     // The comment still explains why.
