@@ -156,6 +156,8 @@ pub enum ProblemKind {
     DuplicateAddress,
     /// A `[cluster]` limit below zero.
     NegativeSeconds,
+    /// A string key whose value is not one of the words it accepts.
+    UnknownValue,
     /// The file parsed but did not fit the raw types (a rule the checks above missed).
     InvalidValue,
 }
@@ -182,6 +184,7 @@ impl ProblemKind {
             ProblemKind::ReplicationCycle => "replication_cycle",
             ProblemKind::DuplicateAddress => "duplicate_address",
             ProblemKind::NegativeSeconds => "negative_seconds",
+            ProblemKind::UnknownValue => "unknown_value",
             ProblemKind::InvalidValue => "invalid_value",
         }
     }
