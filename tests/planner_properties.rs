@@ -981,6 +981,41 @@ impl Sim<'_> {
                 facts.read_only = set.read_only;
                 Ok(())
             }
+            Step::SetDurability(semi_sync) => {
+                if self.source_of(&semi_sync.primary).is_some() {
+                    return Err(format!(
+                        "set-durability: {} is not the primary when it runs",
+                        semi_sync.primary
+                    ));
+                }
+                for name in step.servers() {
+                    let is_primary = name == semi_sync.primary;
+                    let facts = self
+                        .state
+                        .servers
+                        .get_mut(name)
+                        .unwrap()
+                        .mysql
+                        .facts
+                        .as_mut()
+                        .ok_or(format!("set-durability on {name}, which does not answer"))?;
+                    let state = facts.semi_sync.get_or_insert_with(Default::default);
+                    if is_primary {
+                        state.master_enabled = true;
+                        state.master_status = true;
+                        state.master_wait_point = Some("AFTER_SYNC".into());
+                        state.master_timeout_ms = Some(semi_sync.timeout_ms);
+                        state.master_wait_no_slave = Some(true);
+                        state.master_clients = semi_sync.replicas.len() as u64;
+                    } else {
+                        state.master_enabled = false;
+                        state.master_status = false;
+                        state.slave_enabled = true;
+                        state.slave_status = true;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }

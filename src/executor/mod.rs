@@ -9,6 +9,7 @@
 
 pub mod agents;
 mod clone;
+mod durability;
 mod events;
 mod failover;
 pub mod journal;
@@ -250,5 +251,6 @@ async fn run_step(context: &Context, number: usize, step: &Step) -> Result<(), S
         Step::Switchover(switch) => switchover::run(context, number, switch).await,
         Step::Failover(failover) => failover::run(context, number, failover).await,
         Step::SetReadOnly(set) => replication::set_read_only(context, set).await,
+        Step::SetDurability(semi_sync) => durability::run(context, number, semi_sync).await,
     }
 }

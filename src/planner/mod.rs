@@ -5,6 +5,7 @@
 //! and ordered deterministically (`Plan::ordered`).
 
 mod data;
+mod durability;
 pub mod failover;
 pub mod gtid;
 mod plan;
@@ -20,10 +21,10 @@ use std::collections::BTreeSet;
 use crate::observe::Observed;
 use crate::topology::Topology;
 pub use data::{data_state, DataState};
-pub use plan::{Plan, Problem, Summary};
+pub use plan::{DurabilityReport, Plan, Problem, Summary};
 use replicas::{Transition, TransitionKind};
 pub use step::{
-    CloneStep, DataAtRisk, FailoverStep, RechainStep, SetReadOnlyStep, StartPosition,
+    CloneStep, DataAtRisk, FailoverStep, RechainStep, SemiSyncStep, SetReadOnlyStep, StartPosition,
     StartReplicationStep, Step, StepKind, SwitchoverStep,
 };
 use switchover::CurrentPrimary;
@@ -80,7 +81,9 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     if let Some(transition) = transition {
         replicas::plan_replicas(topology, observed, &tree, options, transition, &mut plan);
         read_only::plan_read_only(topology, observed, outgoing_primary.as_deref(), &mut plan);
+        durability::plan_durability(topology, observed, &mut plan);
     }
+    plan.durability = Some(durability::report(topology, observed));
     plan
 }
 

@@ -66,13 +66,14 @@ pub fn parse(variables: &[TextRow], status: &[TextRow]) -> Result<Option<SemiSyn
 /// `Rpl_semi_sync_source_clients` → `rpl_semi_sync_master_clients`.
 fn normalize(name: &str) -> String {
     let name = name.to_ascii_lowercase();
-    if let Some(rest) = name.strip_prefix("rpl_semi_sync_source_") {
+    let name = if let Some(rest) = name.strip_prefix("rpl_semi_sync_source_") {
         format!("rpl_semi_sync_master_{rest}")
     } else if let Some(rest) = name.strip_prefix("rpl_semi_sync_replica_") {
         format!("rpl_semi_sync_slave_{rest}")
     } else {
-        name.replace("wait_no_replica", "wait_no_slave")
-    }
+        name
+    };
+    name.replace("wait_no_replica", "wait_no_slave")
 }
 
 /// What the primary of a semi-sync cluster runs: lossless wait point, the

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 pub use fingerprint::{Fingerprint, StructuralFacts};
 pub use plan::{
-    Note, PlanDocument, PlanFileError, PlanOptionsDocument, StepDocument, SummaryDocument,
-    TopologySource, PLAN_FORMAT_VERSION,
+    DurabilityDocument, Note, PlanDocument, PlanFileError, PlanOptionsDocument, StepDocument,
+    SummaryDocument, TopologySource, PLAN_FORMAT_VERSION,
 };
 
 /// The JSON Schema of the plan document (`schemas/plan.schema.json`).

@@ -43,6 +43,10 @@ pub struct PlanDocument {
     /// Worth knowing, but no reason to refuse the plan.
     pub warnings: Vec<Note>,
     pub summary: SummaryDocument,
+    /// What an acknowledged write survives (`[cluster] durability`) and what
+    /// that means now; absent from plans made before flipover reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<DurabilityDocument>,
     /// Whether the plan has any step (`--detailed-exitcode`'s "changes").
     pub changes: bool,
 }
@@ -74,8 +78,8 @@ pub struct StepDocument {
     pub number: usize,
     /// A short stable name: `clone db2`.
     pub id: String,
-    /// `clone`, `start-replication`, `rechain`, `switchover`, `failover`
-    /// or `set-read-only`.
+    /// `clone`, `start-replication`, `rechain`, `switchover`, `failover`,
+    /// `set-read-only` or `set-durability`.
     pub kind: String,
     /// The server the step changes (the new primary for a switchover or failover).
     pub target: String,
@@ -99,6 +103,16 @@ pub struct StepDocument {
     pub details: Vec<String>,
 }
 
+/// The plan's durability line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DurabilityDocument {
+    /// `async` or `semi-sync`.
+    pub mode: String,
+    /// What it means now, in words: with async, what a failover could lose;
+    /// with semi-sync, the timeout and the primary's semi-sync state.
+    pub text: String,
+}
+
 /// A problem or warning of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Note {
@@ -119,6 +133,9 @@ pub struct SummaryDocument {
     /// start-replication steps that do not just finish a clone.
     pub start_replication: usize,
     pub set_read_only: usize,
+    /// set-durability steps (semi-sync configured).
+    #[serde(default)]
+    pub set_durability: usize,
     pub destructive: usize,
     /// `Plan: 2 clone, 0 rechain, 0 switchover, 0 failover; 0 destructive.`
     pub line: String,
