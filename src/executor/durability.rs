@@ -56,6 +56,10 @@ pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Resul
         conn.close().await;
     }
 
+    if !step.enable_primary {
+        return Ok(());
+    }
+
     // 2. The primary waits for them, losslessly.
     let server = &topology.servers[&step.primary];
     let mut conn = connect(context, server).await?;
@@ -67,10 +71,10 @@ pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Resul
 
     // 3. Proof: ON, with a replica acknowledging. A primary without
     // replicas in the topology has nobody to wait for.
-    let has_replicas = topology
-        .servers
-        .values()
-        .any(|s| s.source.as_deref() == Some(step.primary.as_str()));
+    let has_replicas = step
+        .replicas
+        .iter()
+        .any(|r| topology.servers[r].source.as_deref() == Some(step.primary.as_str()));
     let started = Instant::now();
     loop {
         let now = read_state(&mut conn, &step.primary).await?;

@@ -48,6 +48,34 @@ fn plan_semi_sync(topology: &Topology, observed: &Observed, plan: &mut Plan) {
         .iter()
         .filter_map(|p| p.server.clone())
         .collect();
+    // The primary waits only with a replica that can acknowledge: one that
+    // answers, or that another step of this plan builds or moves under it.
+    // Without one, every commit would stall for the timeout, then go async.
+    let live_replicas: Vec<&str> = topology
+        .servers
+        .values()
+        .filter(|s| s.source.as_deref() == Some(primary.name.as_str()))
+        .filter(|s| {
+            stepped.contains(&s.name)
+                || observed
+                    .servers
+                    .get(&s.name)
+                    .and_then(|o| o.facts())
+                    .is_some()
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    let enable_primary = !live_replicas.is_empty();
+    if !enable_primary && topology.servers.len() > 1 {
+        plan.warning(
+            Some(&primary.name),
+            format!(
+                "semi-sync: {} has no replica that answers, so it cannot wait for one",
+                primary.name
+            ),
+            Some("its commits stay asynchronous until a replica is back; the next plan then turns semi-sync on".to_string()),
+        );
+    }
     let mut reasons: Vec<(String, String)> = Vec::new();
     let mut replicas = Vec::new();
     let mut primary_side_off = Vec::new();
@@ -75,7 +103,9 @@ fn plan_semi_sync(topology: &Topology, observed: &Observed, plan: &mut Plan) {
         let Some(semi_sync) = semi_sync else { continue };
         let mut differs = Vec::new();
         if server.name == primary.name {
-            differs = primary_differences(&semi_sync, timeout_ms, facts, &stepped, topology);
+            if enable_primary {
+                differs = primary_differences(&semi_sync, timeout_ms, facts, &stepped, topology);
+            }
         } else {
             if !semi_sync.slave_enabled {
                 differs.push("replica side off".to_string());
@@ -91,7 +121,7 @@ fn plan_semi_sync(topology: &Topology, observed: &Observed, plan: &mut Plan) {
                 primary_side_off.push(server.name.clone());
             }
         }
-        if facts.is_none() {
+        if facts.is_none() && (server.name != primary.name || enable_primary) {
             differs = vec!["to be configured once it runs".to_string()];
         }
         reasons.extend(differs.into_iter().map(|d| (server.name.clone(), d)));
@@ -114,6 +144,7 @@ fn plan_semi_sync(topology: &Topology, observed: &Observed, plan: &mut Plan) {
         primary: primary.name.clone(),
         replicas,
         primary_side_off,
+        enable_primary,
         timeout_ms,
         reasons,
     }));

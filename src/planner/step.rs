@@ -69,6 +69,9 @@ pub struct SemiSyncStep {
     pub replicas: Vec<String>,
     /// Servers whose primary side is turned off (a former primary).
     pub primary_side_off: Vec<String>,
+    /// Whether the primary's side is set up and proven: only with a replica
+    /// that can acknowledge (without one, commits would stall, then go async).
+    pub enable_primary: bool,
     /// `rpl_semi_sync_master_timeout` for the primary.
     pub timeout_ms: u64,
     /// What differs from the topology at plan time, per server, in words.

@@ -409,6 +409,17 @@ fn semi_sync_details(step: &crate::planner::SemiSyncStep) -> Vec<String> {
             step.primary_side_off.join(", ")
         ));
     }
+    if !step.enable_primary {
+        lines.push(format!(
+            "{} stays as it is: no replica of it answers to acknowledge",
+            step.primary
+        ));
+        lines.push(
+            "SET GLOBAL does not survive a restart: put the same settings in each server's my.cnf"
+                .to_string(),
+        );
+        return lines;
+    }
     lines.push(format!(
         "on {}: rpl_semi_sync_master_wait_point = AFTER_SYNC, rpl_semi_sync_master_timeout = {}, rpl_semi_sync_master_wait_no_slave = ON, rpl_semi_sync_master_enabled = ON",
         step.primary, step.timeout_ms
