@@ -93,6 +93,13 @@ async fn semi_sync_is_configured_proven_and_a_failover_loses_no_acknowledged_wri
             "{replica}: {semi_sync:?}"
         );
     }
+    let status = flipover(&["status", "-f", topology.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("semi-sync: primary side ON (status ON, 2 clients, wait point AFTER_SYNC, timeout 10000 ms)")
+            && text.contains("semi-sync: replica side ON (status ON)"),
+        "{text}"
+    );
     let again = flipover(&["plan", "-f", topology.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&again.stdout);
     assert!(
