@@ -1,12 +1,12 @@
 //! `[cluster] durability = "semi-sync"` on a real sandbox: what the plan says
-//! with async, flipover turning semi-sync on and proving it, and a failover
-//! after kill -9 of the primary under a steady writer losing no
-//! acknowledged write.
+//! with async, flipover turning semi-sync on and proving it, a switchover
+//! moving it to the new primary, and a failover after kill -9 of the primary
+//! under a steady writer losing no acknowledged write.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::writer::{app_endpoints, prepare_app_user, Writer};
@@ -17,12 +17,12 @@ use nix::unistd::Pid;
 
 const ALL: [&str; 3] = ["db1", "db2", "db3"];
 
-/// The sandbox's topology with `durability = "semi-sync"`.
-fn semi_sync_topology(sandbox: &TestSandbox) -> PathBuf {
-    let text = std::fs::read_to_string(sandbox.topology()).unwrap();
+/// `topology` with `durability = "semi-sync"`, written beside it as `NAME.toml`.
+fn with_semi_sync(sandbox: &TestSandbox, topology: &Path, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(topology).unwrap();
     let text = text.replacen("[cluster]\n", "[cluster]\ndurability = \"semi-sync\"\n", 1);
     assert!(text.contains("durability"), "{text}");
-    let path = sandbox.dir.join("semi-sync.toml");
+    let path = sandbox.dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -44,7 +44,7 @@ async fn ids_on(sandbox: &TestSandbox, server: &str) -> BTreeSet<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn semi_sync_is_configured_proven_and_a_failover_loses_no_acknowledged_write() {
+async fn semi_sync_is_proven_moves_with_a_switchover_and_a_failover_loses_no_acknowledged_write() {
     let sandbox = TestSandbox::up(3);
     let (ok, out) = apply(&sandbox.topology(), &[]);
     assert!(ok, "initial clones: {out}");
@@ -62,7 +62,7 @@ async fn semi_sync_is_configured_proven_and_a_failover_loses_no_acknowledged_wri
     assert_eq!(document["durability"]["mode"], "async", "{document}");
 
     // Semi-sync: one step configures it and proves it.
-    let topology = semi_sync_topology(&sandbox);
+    let topology = with_semi_sync(&sandbox, &sandbox.topology(), "semi-sync");
     let plan = flipover(&["plan", "-f", topology.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&plan.stdout);
     assert!(
@@ -108,25 +108,52 @@ async fn semi_sync_is_configured_proven_and_a_failover_loses_no_acknowledged_wri
         "{text}"
     );
 
+    // A switchover moves semi-sync with the primary: db2 waits, db1 no longer.
+    let switched = with_semi_sync(
+        &sandbox,
+        &sandbox.write_topology("switched-async", "db2", &[]),
+        "switched",
+    );
+    let (ok, out) = apply(&switched, &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("db1: primary side off")
+            && out.contains("db2: semi-sync ON, 2 semi-sync replicas connected"),
+        "{out}"
+    );
+    let state = observe(&switched);
+    let primary = semi_sync_of(&state, "db2");
+    assert!(
+        primary.master_enabled && primary.master_status && primary.master_clients == 2,
+        "{primary:?}"
+    );
+    for replica in ["db1", "db3"] {
+        let semi_sync = semi_sync_of(&state, replica);
+        assert!(
+            semi_sync.slave_enabled && semi_sync.slave_status && !semi_sync.master_enabled,
+            "{replica}: {semi_sync:?}"
+        );
+    }
+
     // The primary dies under a steady writer.
-    prepare_app_user(&sandbox, "db1").await;
+    prepare_app_user(&sandbox, "db2").await;
     let writer = Writer::start(app_endpoints(&sandbox, &ALL));
     tokio::time::sleep(Duration::from_millis(700)).await;
     kill(
-        Pid::from_raw(sandbox.mysqld_pid("db1") as i32),
+        Pid::from_raw(sandbox.mysqld_pid("db2") as i32),
         Signal::SIGKILL,
     )
     .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let (ok, out) = apply(&topology, &["--failover"]);
+    let (ok, out) = apply(&switched, &["--failover"]);
     assert!(ok, "{out}");
-    let state = observe(&topology);
-    let new_primary = ["db2", "db3"]
+    let state = observe(&switched);
+    let new_primary = ["db1", "db3"]
         .into_iter()
         .find(|s| state.servers[*s].facts().is_some_and(|f| !f.read_only))
         .expect("a writable survivor");
-    let survivor = if new_primary == "db2" { "db3" } else { "db2" };
+    let survivor = if new_primary == "db1" { "db3" } else { "db1" };
     assert!(
         out.contains(&format!(
             "{new_primary}: semi-sync ON, 1 semi-sync replica connected"
@@ -137,14 +164,14 @@ async fn semi_sync_is_configured_proven_and_a_failover_loses_no_acknowledged_wri
     // The writer went on on the new primary.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let report = writer.stop().await;
-    let before_kill = report.per_server.get("db1").copied().unwrap_or(0);
+    let before_kill = report.per_server.get("db2").copied().unwrap_or(0);
     assert!(before_kill > 0, "{report:?}");
     assert!(
         report.per_server.get(new_primary).copied().unwrap_or(0) > 0,
         "{report:?}"
     );
 
-    // Zero acknowledged writes lost: every insert db1 acknowledged had
+    // Zero acknowledged writes lost: every insert db2 acknowledged had
     // reached a replica (AFTER_SYNC), and the failover kept it.
     let on_primary = ids_on(&sandbox, new_primary).await;
     let lost: Vec<u64> = report
@@ -159,12 +186,12 @@ async fn semi_sync_is_configured_proven_and_a_failover_loses_no_acknowledged_wri
         report.acks.len()
     );
     eprintln!(
-        "{} acknowledged writes ({before_kill} by db1 before it died), none lost",
+        "{} acknowledged writes ({before_kill} by db2 before it died), none lost",
         report.acks.len()
     );
 
     // The new primary waits for the surviving replica.
-    let state = observe(&topology);
+    let state = observe(&switched);
     let primary = semi_sync_of(&state, new_primary);
     assert!(
         primary.master_enabled && primary.master_status && primary.master_clients == 1,
