@@ -19,6 +19,8 @@ use crate::sql::{semi_sync, Dialect};
 
 /// How long the primary may take to see its replicas acknowledge.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Once one replica acknowledges, how long to wait for the others.
+const ALL_REPLICAS_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 
 pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Result<(), StepError> {
@@ -31,6 +33,26 @@ pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Resul
             text,
         })
     };
+
+    // 0. The primary is still the primary: it replicates from nobody.
+    let server = &topology.servers[&step.primary];
+    let mut conn = connect(context, server).await?;
+    let dialect = Dialect::of(&mut conn).await.map_err(step_error)?;
+    if let Some(row) = conn
+        .first_row(dialect.replica_status_query())
+        .await
+        .map_err(step_error)?
+    {
+        let source = dialect
+            .parse_replica_status(&row)
+            .map(|r| format!("{}:{}", r.source_host, r.source_port))
+            .unwrap_or_else(|_| "a source".to_string());
+        conn.close().await;
+        return Err(StepError::new(format!(
+            "{} replicates from {source}: it is not the primary; nothing was changed",
+            step.primary
+        )));
+    }
 
     // 1. Replicas acknowledge; nobody but the primary waits.
     for name in &step.replicas {
@@ -48,7 +70,11 @@ pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Resul
         if io_running(&mut conn, dialect).await? && (!before.slave_enabled || !before.slave_status)
         {
             execute(&mut conn, dialect.stop_io_thread()).await?;
-            execute(&mut conn, dialect.start_io_thread()).await?;
+            if let Err(error) = execute(&mut conn, dialect.start_io_thread()).await {
+                return Err(StepError::new(format!(
+                    "{name}: restarting its IO thread failed, replication is stopped there: {error}"
+                )));
+            }
             note(format!("{name}: replica side on (IO thread restarted)"));
         } else if !before.slave_enabled {
             note(format!("{name}: replica side on"));
@@ -57,33 +83,44 @@ pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Resul
     }
 
     if !step.enable_primary {
+        conn.close().await;
         return Ok(());
     }
 
     // 2. The primary waits for them, losslessly.
-    let server = &topology.servers[&step.primary];
-    let mut conn = connect(context, server).await?;
-    let dialect = Dialect::of(&mut conn).await.map_err(step_error)?;
     let before = read_state(&mut conn, &step.primary).await?;
     for statement in semi_sync::enable_primary(dialect, step.timeout_ms) {
         execute(&mut conn, &statement).await?;
     }
 
-    // 3. Proof: ON, with a replica acknowledging. A primary without
-    // replicas in the topology has nobody to wait for.
-    let has_replicas = step
+    // 3. Proof: ON, with a replica acknowledging. Replicas reconnect one by
+    // one after their IO thread restart: wait a little for all of them, but
+    // one acknowledging replica is what semi-sync needs.
+    let direct = step
         .replicas
         .iter()
-        .any(|r| topology.servers[r].source.as_deref() == Some(step.primary.as_str()));
+        .filter(|r| topology.servers[r.as_str()].source.as_deref() == Some(step.primary.as_str()))
+        .count() as u64;
     let started = Instant::now();
+    let mut first_seen: Option<Instant> = None;
     loop {
         let now = read_state(&mut conn, &step.primary).await?;
-        if now.master_status && (now.master_clients >= 1 || !has_replicas) {
+        let proven = now.master_status && (now.master_clients >= 1 || direct == 0);
+        if proven && first_seen.is_none() {
+            first_seen = Some(Instant::now());
+        }
+        let all_in = now.master_clients >= direct;
+        if proven && (all_in || first_seen.is_some_and(|t| t.elapsed() > ALL_REPLICAS_GRACE)) {
             note(format!(
-                "{}: semi-sync ON, {} semi-sync replica{} connected",
+                "{}: semi-sync ON, {} semi-sync replica{} connected{}",
                 step.primary,
                 now.master_clients,
-                if now.master_clients == 1 { "" } else { "s" }
+                if now.master_clients == 1 { "" } else { "s" },
+                if all_in {
+                    String::new()
+                } else {
+                    format!(" (of {direct} replicas)")
+                }
             ));
             conn.close().await;
             return Ok(());

@@ -183,17 +183,14 @@ fn primary_differences(
     if semi_sync.master_wait_no_slave != Some(true) {
         differs.push("does not wait when no replica is connected".to_string());
     }
-    let has_replicas = topology
-        .servers
-        .values()
-        .any(|s| s.source.as_deref() == Some(topology.primary().name.as_str()));
-    // Degraded: on, but not waiting (timed out, or no replica acknowledges).
-    // A primary being set up by another step is judged after that step.
+    // Degraded: on, but not waiting (timed out, or no replica acknowledges;
+    // it is only asked to wait when a replica can). A primary being set up
+    // by another step is judged after that step.
     if semi_sync.master_enabled && facts.is_some() && !stepped.contains(&topology.primary().name) {
         if !semi_sync.master_status {
             differs
                 .push("fallen back to async (no acknowledgement within the timeout)".to_string());
-        } else if semi_sync.master_clients == 0 && has_replicas {
+        } else if semi_sync.master_clients == 0 {
             differs.push("no semi-sync replica connected".to_string());
         }
     }
