@@ -207,7 +207,8 @@ fn replicating(facts: Option<&MysqlFacts>) -> bool {
 fn no_semi_sync_hint(facts: &MysqlFacts) -> String {
     match facts.flavor {
         Flavor::Mysql => "install the plugins (`INSTALL PLUGIN rpl_semi_sync_source SONAME 'semisync_source.so'` and `INSTALL PLUGIN rpl_semi_sync_replica SONAME 'semisync_replica.so'`), or set `durability = \"async\"`".to_string(),
-        Flavor::Mariadb => "MariaDB has semi-sync built in from 10.3: upgrade, or set `durability = \"async\"`".to_string(),
+        // MariaDB 10.3+ always has it: the observation predates flipover reading it.
+        Flavor::Mariadb => "MariaDB has semi-sync built in (10.3+): observe again with this flipover (`flipover observe`); an observation recorded by an older one lacks it".to_string(),
     }
 }
 
