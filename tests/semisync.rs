@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::writer::{app_endpoints, prepare_app_user, Writer};
 use common::{apply, flipover, observe, TestSandbox};
 use flipover::observe::{Observed, SemiSync};
+use flipover_agent::client::AgentClient;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -210,4 +211,34 @@ async fn semi_sync_is_proven_moves_with_a_switchover_and_a_failover_loses_no_ack
         .unwrap();
     assert_eq!(status.source_host, sandbox.host(new_primary).address);
     assert!(status.healthy(), "{status:?}");
+
+    // SET GLOBAL does not survive a restart: the next plan shows the drift
+    // and puts it back.
+    let agent = AgentClient::new(
+        &sandbox.host(survivor).agent_url(),
+        &sandbox.secret("agent.token"),
+        Duration::from_secs(60),
+    );
+    assert!(!agent.stop_mysqld().await.unwrap().mysqld_running);
+    assert!(agent.start_mysqld().await.unwrap().mysqld_running);
+    let after = with_semi_sync(
+        &sandbox,
+        &sandbox.write_topology("after-failover-async", new_primary, &[]),
+        "after-failover",
+    );
+    let plan = flipover(&["plan", "-f", after.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains(&format!("now: {survivor}: replica side off")),
+        "{text}"
+    );
+    let (ok, out) = apply(&after, &[]);
+    assert!(ok, "{out}");
+    let state = observe(&after);
+    let primary = semi_sync_of(&state, new_primary);
+    assert!(
+        primary.master_status && primary.master_clients == 1,
+        "{new_primary}: {primary:?}"
+    );
+    assert!(semi_sync_of(&state, survivor).slave_status);
 }
