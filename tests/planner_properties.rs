@@ -1037,6 +1037,8 @@ impl Sim<'_> {
                 }
                 Ok(())
             }
+            // A hook changes no server.
+            Step::RunHook(_) => Ok(()),
         }
     }
 }

@@ -223,6 +223,7 @@ mod tests {
                     agent_token: None,
                 },
                 servers,
+                hooks: Default::default(),
                 base_dir: PathBuf::from("."),
             },
             unreachable: dead.iter().map(|s| s.to_string()).collect(),

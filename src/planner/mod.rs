@@ -8,6 +8,7 @@ mod data;
 mod durability;
 pub mod failover;
 pub mod gtid;
+pub mod hooks;
 mod plan;
 mod read_only;
 mod replicas;
@@ -24,8 +25,8 @@ pub use data::{data_state, DataState};
 pub use plan::{DurabilityReport, Plan, Problem, Summary};
 use replicas::{Transition, TransitionKind};
 pub use step::{
-    CloneStep, DataAtRisk, FailoverStep, RechainStep, SemiSyncStep, SetReadOnlyStep, StartPosition,
-    StartReplicationStep, Step, StepKind, SwitchoverStep,
+    CloneStep, DataAtRisk, FailoverStep, RechainStep, RunHookStep, SemiSyncStep, SetReadOnlyStep,
+    StartPosition, StartReplicationStep, Step, StepKind, SwitchoverStep,
 };
 use switchover::CurrentPrimary;
 use tree::ObservedTree;
@@ -84,6 +85,9 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
         durability::plan_durability(topology, observed, &mut plan);
     }
     plan.durability = Some(durability::report(topology, observed));
+    // Last: whether a failed repoint is still worth running depends on the
+    // change of primary planned above.
+    hooks::plan_pending_hooks(topology, observed, &mut plan);
     plan
 }
 

@@ -47,6 +47,8 @@ pub struct Summary {
     pub start_replication: usize,
     pub set_read_only: usize,
     pub set_durability: usize,
+    /// Post hooks of an earlier apply run again.
+    pub run_hook: usize,
     pub destructive: usize,
 }
 
@@ -146,6 +148,7 @@ impl Plan {
                 StepKind::Failover => summary.failover += 1,
                 StepKind::SetReadOnly => summary.set_read_only += 1,
                 StepKind::SetDurability => summary.set_durability += 1,
+                StepKind::RunHook => summary.run_hook += 1,
             }
             if step.destructive() {
                 summary.destructive += 1;
@@ -170,6 +173,9 @@ impl Summary {
         }
         if self.set_durability > 0 {
             line.push_str(&format!(", {} set-durability", self.set_durability));
+        }
+        if self.run_hook > 0 {
+            line.push_str(&format!(", {} run-hook", self.run_hook));
         }
         line.push_str(&format!("; {} destructive.", self.destructive));
         line

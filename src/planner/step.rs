@@ -5,6 +5,9 @@
 
 use std::fmt;
 
+use crate::topology::HookEvent;
+use crate::wire::HookEventDocument;
+
 /// The kinds of step a plan is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StepKind {
@@ -15,6 +18,7 @@ pub enum StepKind {
     Failover,
     SetReadOnly,
     SetDurability,
+    RunHook,
 }
 
 impl StepKind {
@@ -27,6 +31,7 @@ impl StepKind {
             StepKind::Failover => "failover",
             StepKind::SetReadOnly => "set-read-only",
             StepKind::SetDurability => "set-durability",
+            StepKind::RunHook => "run-hook",
         }
     }
 }
@@ -57,6 +62,8 @@ pub enum Step {
     /// Configure semi-synchronous replication: replicas acknowledge, the
     /// primary waits for an acknowledgement (AFTER_SYNC), nobody else does.
     SetDurability(SemiSyncStep),
+    /// Run again a post hook that failed in an earlier apply (from the journal).
+    RunHook(RunHookStep),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +83,18 @@ pub struct SemiSyncStep {
     pub timeout_ms: u64,
     /// What differs from the topology at plan time, per server, in words.
     pub reasons: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunHookStep {
+    pub hook: HookEvent,
+    /// The server the original step was about (its new primary or target).
+    pub target: String,
+    /// The event as the failed run was told it (`rerun` set); boxed, being
+    /// far larger than the other steps.
+    pub event: Box<HookEventDocument>,
+    /// Why it failed, as the journal recorded it.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +195,7 @@ impl Step {
             Step::Failover(_) => StepKind::Failover,
             Step::SetReadOnly(_) => StepKind::SetReadOnly,
             Step::SetDurability(_) => StepKind::SetDurability,
+            Step::RunHook(_) => StepKind::RunHook,
         }
     }
 
@@ -189,6 +209,7 @@ impl Step {
             Step::Failover(s) => &s.new_primary,
             Step::SetReadOnly(s) => &s.target,
             Step::SetDurability(s) => &s.primary,
+            Step::RunHook(s) => &s.target,
         }
     }
 
@@ -203,6 +224,8 @@ impl Step {
                 .chain(s.replicas.iter().map(String::as_str))
                 .chain(s.primary_side_off.iter().map(String::as_str))
                 .collect(),
+            // A hook changes no server itself.
+            Step::RunHook(_) => Vec::new(),
             other => vec![other.target()],
         }
     }
@@ -224,6 +247,9 @@ impl Step {
 
     /// A short, stable name: `clone db2`, `start-replication db2`.
     pub fn id(&self) -> String {
+        if let Step::RunHook(s) = self {
+            return format!("{} {} {}", self.kind(), s.hook, s.target);
+        }
         format!("{} {}", self.kind(), self.target())
     }
 
@@ -245,6 +271,10 @@ impl Step {
             Step::SetDurability(s) => format!(
                 "make {}'s commits wait for a replica (semi-sync, AFTER_SYNC)",
                 s.primary
+            ),
+            Step::RunHook(s) => format!(
+                "run the {} hook again (it did not succeed after {})",
+                s.hook, s.event.step.title
             ),
         }
     }

@@ -158,6 +158,8 @@ pub enum ProblemKind {
     NegativeSeconds,
     /// A string key whose value is not one of the words it accepts.
     UnknownValue,
+    /// A `[hooks]` list, command or timeout of the wrong form.
+    BadHook,
     /// The file parsed but did not fit the raw types (a rule the checks above missed).
     InvalidValue,
 }
@@ -185,6 +187,7 @@ impl ProblemKind {
             ProblemKind::DuplicateAddress => "duplicate_address",
             ProblemKind::NegativeSeconds => "negative_seconds",
             ProblemKind::UnknownValue => "unknown_value",
+            ProblemKind::BadHook => "bad_hook",
             ProblemKind::InvalidValue => "invalid_value",
         }
     }
