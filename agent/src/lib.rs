@@ -4,8 +4,10 @@
 //! and controls mysqld over HTTP/JSON. This library holds what both sides of
 //! that wire need: the wire types ([`protocol`]), a typed client
 //! ([`client::AgentClient`]) used by the `flipover` CLI, and the my.cnf parser
-//! ([`mycnf`]) the agent uses to learn where mysqld keeps its files.
+//! ([`mycnf`]) the agent uses to learn where mysqld keeps its files, and the
+//! `--log-format` choice both binaries share ([`logging`]).
 
 pub mod client;
+pub mod logging;
 pub mod mycnf;
 pub mod protocol;
