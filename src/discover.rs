@@ -19,8 +19,9 @@ use std::time::Duration;
 use crate::db::{self, Connection, DbError, Endpoint};
 use crate::sql::{Dialect, ReplicaHost};
 use crate::topology::{
-    Access, Cluster, SecretError, Server, Topology, DEFAULT_AGENT_PORT, DEFAULT_MAX_REPLICA_LAG,
-    DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
+    Access, Cluster, Durability, SecretError, Server, Topology, DEFAULT_AGENT_PORT,
+    DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT,
+    DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
 };
 
 /// A MySQL server's `host:port`, hosts compared without case.
@@ -395,6 +396,8 @@ impl Walk {
                     max_replica_lag: DEFAULT_MAX_REPLICA_LAG,
                     max_transaction_age: DEFAULT_MAX_TRANSACTION_AGE,
                     switchover_timeout: DEFAULT_SWITCHOVER_TIMEOUT,
+                    durability: Durability::Async,
+                    semi_sync_timeout: DEFAULT_SEMI_SYNC_TIMEOUT,
                 },
                 access: access.clone(),
                 servers,

@@ -130,6 +130,8 @@ struct Knobs {
     per_server: Vec<ServerKnobs>,
     /// `--replace` these (index 8 = a name not in the topology).
     replace: Vec<u8>,
+    /// `durability = "semi-sync"`, every server starting with it off.
+    semi_sync: bool,
 }
 
 fn server_knobs(messy: bool) -> impl Strategy<Value = ServerKnobs> {
@@ -186,6 +188,7 @@ fn knobs(messy: bool) -> impl Strategy<Value = Knobs> {
         1u32..1000,
         prop::collection::vec(server_knobs(messy), MAX_SERVERS),
         replace,
+        prop::bool::weighted(0.3),
     )
         .prop_map(
             |(
@@ -197,6 +200,7 @@ fn knobs(messy: bool) -> impl Strategy<Value = Knobs> {
                 base_seq,
                 per_server,
                 replace,
+                semi_sync,
             )| Knobs {
                 servers,
                 desired_primary,
@@ -206,6 +210,7 @@ fn knobs(messy: bool) -> impl Strategy<Value = Knobs> {
                 base_seq,
                 per_server,
                 replace,
+                semi_sync,
             },
         )
 }
@@ -372,7 +377,11 @@ fn build_case(k: &Knobs) -> Case {
         |i| s(i).desired_key,
         |i| s(i).desired_parent,
     );
-    let mut toml = String::from("[cluster]\nname = \"prop\"\n\n");
+    let mut toml = String::from("[cluster]\nname = \"prop\"\n");
+    if k.semi_sync {
+        toml.push_str("durability = \"semi-sync\"\n");
+    }
+    toml.push('\n');
     for i in 0..n {
         toml.push_str(&format!("[servers.{}]\nhost = \"{}\"\n", name(i), host(i)));
         if let Some(parent) = desired[&i] {
@@ -504,6 +513,18 @@ fn build_case(k: &Knobs) -> Case {
         }
         if let Some(mess) = knobs.mess {
             apply_mess(&mut server, mess, i, n, history, k.base_seq as u64);
+        }
+        if k.semi_sync && server["mysql"]["facts"].is_object() {
+            server["mysql"]["facts"]["semi_sync"] = json!({
+                "master_enabled": false,
+                "slave_enabled": false,
+                "master_timeout_ms": 10000,
+                "master_wait_point": "AFTER_COMMIT",
+                "master_wait_no_slave": true,
+                "master_status": false,
+                "master_clients": 0,
+                "slave_status": false
+            });
         }
         servers.insert(name(i), server);
     }
@@ -981,6 +1002,41 @@ impl Sim<'_> {
                 facts.read_only = set.read_only;
                 Ok(())
             }
+            Step::SetDurability(semi_sync) => {
+                if self.source_of(&semi_sync.primary).is_some() {
+                    return Err(format!(
+                        "set-durability: {} is not the primary when it runs",
+                        semi_sync.primary
+                    ));
+                }
+                for name in step.servers() {
+                    let is_primary = name == semi_sync.primary;
+                    let facts = self
+                        .state
+                        .servers
+                        .get_mut(name)
+                        .unwrap()
+                        .mysql
+                        .facts
+                        .as_mut()
+                        .ok_or(format!("set-durability on {name}, which does not answer"))?;
+                    let state = facts.semi_sync.get_or_insert_with(Default::default);
+                    if is_primary && semi_sync.enable_primary {
+                        state.master_enabled = true;
+                        state.master_status = true;
+                        state.master_wait_point = Some("AFTER_SYNC".into());
+                        state.master_timeout_ms = Some(semi_sync.timeout_ms);
+                        state.master_wait_no_slave = Some(true);
+                        state.master_clients = semi_sync.replicas.len() as u64;
+                    } else if !is_primary {
+                        state.master_enabled = false;
+                        state.master_status = false;
+                        state.slave_enabled = true;
+                        state.slave_status = true;
+                    }
+                }
+                Ok(())
+            }
             // A hook changes no server.
             Step::RunHook(_) => Ok(()),
         }
@@ -1271,6 +1327,7 @@ fn generated_cases_are_mostly_accepted_and_cover_every_step_kind() {
         "switchover",
         "failover",
         "set-read-only",
+        "set-durability",
         "(no steps)",
     ] {
         assert!(

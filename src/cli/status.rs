@@ -191,6 +191,9 @@ fn details(server: &ServerObservation, source: Option<&ObservedSource>) -> Vec<S
             .filter(|g| !g.is_empty())
             .unwrap_or("(empty)");
         lines.push(format!("{binlog}  gtid {gtid}"));
+        if let Some(line) = facts.semi_sync.as_ref().and_then(semi_sync_line) {
+            lines.push(line);
+        }
     }
     match (&server.agent.facts, &server.agent.error) {
         (Some(agent), _) => lines.push(format!(
@@ -206,4 +209,28 @@ fn details(server: &ServerObservation, source: Option<&ObservedSource>) -> Vec<S
         (None, None) => {}
     }
     lines
+}
+
+/// Semi-sync as configured and in effect; nothing when both sides are off.
+fn semi_sync_line(semi_sync: &observe::SemiSync) -> Option<String> {
+    let on = |b: bool| if b { "ON" } else { "OFF" };
+    let mut parts = Vec::new();
+    if semi_sync.master_enabled {
+        parts.push(format!(
+            "primary side ON (status {}, {} clients, wait point {}, timeout {} ms)",
+            on(semi_sync.master_status),
+            semi_sync.master_clients,
+            semi_sync.master_wait_point.as_deref().unwrap_or("?"),
+            semi_sync
+                .master_timeout_ms
+                .map_or("?".to_string(), |t| t.to_string())
+        ));
+    }
+    if semi_sync.slave_enabled {
+        parts.push(format!(
+            "replica side ON (status {})",
+            on(semi_sync.slave_status)
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("semi-sync: {}", parts.join("  ")))
 }

@@ -10,6 +10,7 @@
 pub mod agents;
 pub mod checkpoint;
 mod clone;
+mod durability;
 mod events;
 mod failover;
 mod hooks;
@@ -316,6 +317,7 @@ async fn run_step(context: &Context, number: usize, step: &Step) -> Result<(), S
         Step::Switchover(switch) => switchover::run(context, number, switch).await,
         Step::Failover(failover) => failover::run(context, number, failover).await,
         Step::SetReadOnly(set) => replication::set_read_only(context, set).await,
+        Step::SetDurability(semi_sync) => durability::run(context, number, semi_sync).await,
         Step::RunHook(again) => hooks::run(
             context,
             number,

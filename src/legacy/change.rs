@@ -212,6 +212,8 @@ mod tests {
                     max_replica_lag: 5,
                     max_transaction_age: 10,
                     switchover_timeout: 10,
+                    durability: crate::topology::Durability::Async,
+                    semi_sync_timeout: 10,
                 },
                 access: Access {
                     user: "flipover".into(),

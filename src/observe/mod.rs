@@ -177,6 +177,10 @@ async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError>
         Dialect::Mariadb if variables.log_bin => oldest_binlog_gtid(conn).await?,
         _ => None,
     };
+    let semi_sync = sql::semi_sync::parse(
+        &conn.rows(sql::semi_sync::VARIABLES).await?,
+        &conn.rows(sql::semi_sync::STATUS).await?,
+    )?;
     let last_apply = read_journal(conn).await;
     let user_schemas = conn
         .rows(sql::USER_SCHEMAS_QUERY)
@@ -202,6 +206,7 @@ async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError>
         binlog_oldest_gtid,
         replica,
         last_apply,
+        semi_sync,
     })
 }
 

@@ -90,6 +90,39 @@ pub struct MysqlFacts {
     /// The latest apply recorded in this server's journal, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_apply: Option<JournalApply>,
+    /// Semi-synchronous replication settings and state; `None` when the
+    /// server has none (MySQL without the semi-sync plugins, or an
+    /// observation recorded before flipover read them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semi_sync: Option<SemiSync>,
+}
+
+/// Semi-synchronous replication on one server, in MariaDB's words (MySQL's
+/// `source`/`replica` spellings are read into the same fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemiSync {
+    /// `rpl_semi_sync_master_enabled`: commits wait for a replica's acknowledgement.
+    pub master_enabled: bool,
+    /// `rpl_semi_sync_slave_enabled`: this server acknowledges what it receives
+    /// (read by the IO thread when it starts).
+    pub slave_enabled: bool,
+    /// `rpl_semi_sync_master_timeout`, in milliseconds: after that long
+    /// without an acknowledgement the primary falls back to async.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_timeout_ms: Option<u64>,
+    /// `rpl_semi_sync_master_wait_point`: `AFTER_SYNC` (lossless) or `AFTER_COMMIT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_wait_point: Option<String>,
+    /// `rpl_semi_sync_master_wait_no_slave`: keep waiting when no replica is connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_wait_no_slave: Option<bool>,
+    /// Status `Rpl_semi_sync_master_status`: commits do wait now (OFF while
+    /// disabled or fallen back to async).
+    pub master_status: bool,
+    /// Status `Rpl_semi_sync_master_clients`: connected semi-sync replicas.
+    pub master_clients: u64,
+    /// Status `Rpl_semi_sync_slave_status`: this replica's IO thread acknowledges.
+    pub slave_status: bool,
 }
 
 /// One apply as its journal recorded it.

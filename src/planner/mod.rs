@@ -5,6 +5,7 @@
 //! and ordered deterministically (`Plan::ordered`).
 
 mod data;
+mod durability;
 pub mod failover;
 pub mod gtid;
 pub mod hooks;
@@ -21,11 +22,11 @@ use std::collections::BTreeSet;
 use crate::observe::Observed;
 use crate::topology::Topology;
 pub use data::{data_state, DataState};
-pub use plan::{Plan, Problem, Summary};
+pub use plan::{DurabilityReport, Plan, Problem, Summary};
 use replicas::{Transition, TransitionKind};
 pub use step::{
-    CloneStep, DataAtRisk, FailoverStep, RechainStep, RunHookStep, SetReadOnlyStep, StartPosition,
-    StartReplicationStep, Step, StepKind, SwitchoverStep,
+    CloneStep, DataAtRisk, FailoverStep, RechainStep, RunHookStep, SemiSyncStep, SetReadOnlyStep,
+    StartPosition, StartReplicationStep, Step, StepKind, SwitchoverStep,
 };
 use switchover::CurrentPrimary;
 use tree::ObservedTree;
@@ -82,7 +83,9 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     if let Some(transition) = transition {
         replicas::plan_replicas(topology, observed, &tree, options, transition, &mut plan);
         read_only::plan_read_only(topology, observed, outgoing_primary.as_deref(), &mut plan);
+        durability::plan_durability(topology, observed, &mut plan);
     }
+    plan.durability = Some(durability::report(topology, observed));
     // Last: whether a failed repoint is still worth running depends on the
     // change of primary planned above.
     hooks::plan_pending_hooks(topology, observed, &mut plan);

@@ -24,6 +24,16 @@ pub struct Plan {
     pub problems: Vec<Problem>,
     /// Worth knowing, but no reason to refuse the plan.
     pub warnings: Vec<Problem>,
+    /// What an acknowledged write survives, and what a failover could lose now.
+    pub durability: Option<DurabilityReport>,
+}
+
+/// The plan's durability line: the mode and, in words, what it means now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurabilityReport {
+    pub mode: crate::topology::Durability,
+    /// `async — a failover may lose …`, without the leading `durability: `.
+    pub text: String,
 }
 
 /// Step counts for the summary line.
@@ -36,6 +46,7 @@ pub struct Summary {
     /// start-replication steps that do not just finish a clone.
     pub start_replication: usize,
     pub set_read_only: usize,
+    pub set_durability: usize,
     /// Post hooks of an earlier apply run again.
     pub run_hook: usize,
     pub destructive: usize,
@@ -136,6 +147,7 @@ impl Plan {
                 StepKind::Switchover => summary.switchover += 1,
                 StepKind::Failover => summary.failover += 1,
                 StepKind::SetReadOnly => summary.set_read_only += 1,
+                StepKind::SetDurability => summary.set_durability += 1,
                 StepKind::RunHook => summary.run_hook += 1,
             }
             if step.destructive() {
@@ -158,6 +170,9 @@ impl Summary {
         }
         if self.set_read_only > 0 {
             line.push_str(&format!(", {} set-read-only", self.set_read_only));
+        }
+        if self.set_durability > 0 {
+            line.push_str(&format!(", {} set-durability", self.set_durability));
         }
         if self.run_hook > 0 {
             line.push_str(&format!(", {} run-hook", self.run_hook));

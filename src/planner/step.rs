@@ -17,6 +17,7 @@ pub enum StepKind {
     Switchover,
     Failover,
     SetReadOnly,
+    SetDurability,
     RunHook,
 }
 
@@ -29,6 +30,7 @@ impl StepKind {
             StepKind::Switchover => "switchover",
             StepKind::Failover => "failover",
             StepKind::SetReadOnly => "set-read-only",
+            StepKind::SetDurability => "set-durability",
             StepKind::RunHook => "run-hook",
         }
     }
@@ -57,8 +59,30 @@ pub enum Step {
     Failover(FailoverStep),
     /// Make a server read-only (replicas) or writable (the primary).
     SetReadOnly(SetReadOnlyStep),
+    /// Configure semi-synchronous replication: replicas acknowledge, the
+    /// primary waits for an acknowledgement (AFTER_SYNC), nobody else does.
+    SetDurability(SemiSyncStep),
     /// Run again a post hook that failed in an earlier apply (from the journal).
     RunHook(RunHookStep),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemiSyncStep {
+    /// The server whose commits wait for a replica's acknowledgement.
+    pub primary: String,
+    /// Servers whose replica side must be on, re-checked when the step runs:
+    /// turned on where it is off, their IO thread restarted so that it
+    /// takes effect.
+    pub replicas: Vec<String>,
+    /// Servers whose primary side is turned off (a former primary).
+    pub primary_side_off: Vec<String>,
+    /// Whether the primary's side is set up and proven: only with a replica
+    /// that can acknowledge (without one, commits would stall, then go async).
+    pub enable_primary: bool,
+    /// `rpl_semi_sync_master_timeout` for the primary.
+    pub timeout_ms: u64,
+    /// What differs from the topology at plan time, per server, in words.
+    pub reasons: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +198,7 @@ impl Step {
             Step::Switchover(_) => StepKind::Switchover,
             Step::Failover(_) => StepKind::Failover,
             Step::SetReadOnly(_) => StepKind::SetReadOnly,
+            Step::SetDurability(_) => StepKind::SetDurability,
             Step::RunHook(_) => StepKind::RunHook,
         }
     }
@@ -187,6 +212,7 @@ impl Step {
             Step::Switchover(s) => &s.new_primary,
             Step::Failover(s) => &s.new_primary,
             Step::SetReadOnly(s) => &s.target,
+            Step::SetDurability(s) => &s.primary,
             Step::RunHook(s) => &s.target,
         }
     }
@@ -197,6 +223,10 @@ impl Step {
             Step::Switchover(s) => vec![s.old_primary.as_str(), s.new_primary.as_str()],
             Step::Failover(s) => std::iter::once(s.new_primary.as_str())
                 .chain(s.replicas.iter().map(String::as_str))
+                .collect(),
+            Step::SetDurability(s) => std::iter::once(s.primary.as_str())
+                .chain(s.replicas.iter().map(String::as_str))
+                .chain(s.primary_side_off.iter().map(String::as_str))
                 .collect(),
             // A hook changes no server itself.
             Step::RunHook(_) => Vec::new(),
@@ -241,6 +271,10 @@ impl Step {
                 "make {} {}",
                 s.target,
                 if s.read_only { "read-only" } else { "writable" }
+            ),
+            Step::SetDurability(s) => format!(
+                "make {}'s commits wait for a replica (semi-sync, AFTER_SYNC)",
+                s.primary
             ),
             Step::RunHook(s) => format!(
                 "run the {} hook again (it did not succeed after {})",

@@ -5,8 +5,8 @@ use crate::observe::Observed;
 use crate::planner::{Plan, Problem, Step};
 use crate::topology::Topology;
 use crate::wire::{
-    sha256_hex, Fingerprint, HookDocument, Note, PlanDocument, PlanOptionsDocument, StepDocument,
-    SummaryDocument, TopologySource, PLAN_FORMAT_VERSION,
+    sha256_hex, DurabilityDocument, Fingerprint, HookDocument, Note, PlanDocument,
+    PlanOptionsDocument, StepDocument, SummaryDocument, TopologySource, PLAN_FORMAT_VERSION,
 };
 
 /// The plan document of `plan`, made for `topology` (whose file text is
@@ -81,10 +81,15 @@ pub fn document(
             failover: summary.failover,
             start_replication: summary.start_replication,
             set_read_only: summary.set_read_only,
+            set_durability: summary.set_durability,
             run_hook: summary.run_hook,
             destructive: summary.destructive,
             line: summary.line(),
         },
+        durability: plan.durability.as_ref().map(|d| DurabilityDocument {
+            mode: d.mode.as_str().to_string(),
+            text: d.text.clone(),
+        }),
         changes: !plan.is_empty(),
     }
 }

@@ -35,6 +35,10 @@ pub fn render(document: &PlanDocument) -> String {
         writeln!(out, "**:warning: This plan has {}.**\n", what.join(" and ")).unwrap();
     }
 
+    if let Some(durability) = &document.durability {
+        writeln!(out, "Durability: {}\n", escape(&durability.text)).unwrap();
+    }
+
     if !document.problems.is_empty() {
         writeln!(
             out,

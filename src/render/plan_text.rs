@@ -85,6 +85,7 @@ pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
         steps,
         notes(&plan.problems),
         notes(&plan.warnings),
+        plan.durability.as_ref().map(|d| d.text.clone()),
         plan.summary().line(),
     )
 }
@@ -124,6 +125,7 @@ pub fn render_document(document: &PlanDocument) -> String {
         steps,
         notes(&document.problems),
         notes(&document.warnings),
+        document.durability.as_ref().map(|d| d.text.clone()),
         document.summary.line.clone(),
     )
 }
@@ -170,6 +172,7 @@ fn render_view(
     steps: Vec<StepView>,
     problems: Vec<NoteView>,
     warnings: Vec<NoteView>,
+    durability: Option<String>,
     summary: String,
 ) -> String {
     let mut env = Environment::new();
@@ -179,7 +182,7 @@ fn render_view(
         .expect("the plan template parses");
     env.get_template("plan")
         .expect("registered above")
-        .render(context! { diff, steps, problems, warnings, summary })
+        .render(context! { diff, durability, steps, problems, warnings, summary })
         .expect("the plan template renders")
 }
 
@@ -413,6 +416,7 @@ fn step_details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<St
             "SET GLOBAL read_only = {}",
             if set.read_only { "ON" } else { "OFF" }
         )],
+        Step::SetDurability(semi_sync) => semi_sync_details(semi_sync),
         Step::RunHook(again) => {
             let error = again.last_error.as_deref().unwrap_or("no reason recorded");
             let mut error_lines = error.lines();
@@ -439,4 +443,48 @@ fn step_details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<St
             lines
         }
     }
+}
+
+fn semi_sync_details(step: &crate::planner::SemiSyncStep) -> Vec<String> {
+    let mut lines: Vec<String> = step
+        .reasons
+        .iter()
+        .map(|(server, reason)| format!("now: {server}: {reason}"))
+        .collect();
+    if !step.replicas.is_empty() {
+        lines.push(format!(
+            "on {}: rpl_semi_sync_slave_enabled = ON, IO thread restarted where it ran without it",
+            step.replicas.join(", ")
+        ));
+    }
+    if !step.primary_side_off.is_empty() {
+        lines.push(format!(
+            "on {}: rpl_semi_sync_master_enabled = OFF",
+            step.primary_side_off.join(", ")
+        ));
+    }
+    if !step.enable_primary {
+        lines.push(format!(
+            "{} stays as it is: no replica of it answers to acknowledge",
+            step.primary
+        ));
+        lines.push(
+            "SET GLOBAL does not survive a restart: put the same settings in each server's my.cnf"
+                .to_string(),
+        );
+        return lines;
+    }
+    lines.push(format!(
+        "on {}: rpl_semi_sync_master_wait_point = AFTER_SYNC, rpl_semi_sync_master_timeout = {}, rpl_semi_sync_master_wait_no_slave = ON, rpl_semi_sync_master_enabled = ON",
+        step.primary, step.timeout_ms
+    ));
+    lines.push(format!(
+        "verify: {} reports Rpl_semi_sync_master_status = ON with Rpl_semi_sync_master_clients >= 1 (else its primary side goes back as it was)",
+        step.primary
+    ));
+    lines.push(
+        "SET GLOBAL does not survive a restart: put the same settings in each server's my.cnf"
+            .to_string(),
+    );
+    lines
 }

@@ -5,6 +5,7 @@
 
 pub mod mariadb;
 pub mod mysql;
+pub mod semi_sync;
 
 use crate::db::TextRow;
 use crate::observe::{BinlogCoordinates, Flavor, ReplicaStatus};

@@ -156,6 +156,8 @@ pub enum ProblemKind {
     DuplicateAddress,
     /// A `[cluster]` limit below zero.
     NegativeSeconds,
+    /// A string key whose value is not one of the words it accepts.
+    UnknownValue,
     /// A `[hooks]` list, command or timeout of the wrong form.
     BadHook,
     /// The file parsed but did not fit the raw types (a rule the checks above missed).
@@ -184,6 +186,7 @@ impl ProblemKind {
             ProblemKind::ReplicationCycle => "replication_cycle",
             ProblemKind::DuplicateAddress => "duplicate_address",
             ProblemKind::NegativeSeconds => "negative_seconds",
+            ProblemKind::UnknownValue => "unknown_value",
             ProblemKind::BadHook => "bad_hook",
             ProblemKind::InvalidValue => "invalid_value",
         }

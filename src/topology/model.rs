@@ -43,12 +43,51 @@ pub struct Cluster {
     /// How long writes stay blocked waiting for the candidate before a
     /// switchover rolls back (seconds).
     pub switchover_timeout: u64,
+    /// What an acknowledged write survives.
+    pub durability: Durability,
+    /// With semi-sync: how long the primary waits for a replica's
+    /// acknowledgement before it falls back to async (seconds).
+    pub semi_sync_timeout: u64,
+}
+
+/// What an acknowledged write survives (`[cluster] durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Replication is asynchronous: a failover may lose writes the primary
+    /// acknowledged and no replica had received.
+    Async,
+    /// MariaDB's semi-synchronous replication with the AFTER_SYNC wait point:
+    /// a commit is acknowledged only once a replica has received it.
+    SemiSync,
+}
+
+/// The spellings of [`Durability`] in the file, in its order.
+pub const DURABILITY_MODES: &[&str] = &["async", "semi-sync"];
+
+impl Durability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Async => "async",
+            Durability::SemiSync => "semi-sync",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Durability> {
+        match text {
+            "async" => Some(Durability::Async),
+            "semi-sync" => Some(Durability::SemiSync),
+            _ => None,
+        }
+    }
 }
 
 /// Defaults of the `[cluster]` limits.
 pub const DEFAULT_MAX_REPLICA_LAG: u64 = 5;
 pub const DEFAULT_MAX_TRANSACTION_AGE: u64 = 10;
 pub const DEFAULT_SWITCHOVER_TIMEOUT: u64 = 10;
+/// The server's own default of `rpl_semi_sync_master_timeout` (10 000 ms).
+pub const DEFAULT_SEMI_SYNC_TIMEOUT: u64 = 10;
 
 /// How flipover reaches servers and agents. Every field is optional in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -58,6 +58,36 @@ pub struct RawCluster {
     #[serde(default)]
     #[schemars(with = "u64", range(min = 1))]
     pub switchover_timeout: Option<Spanned<u64>>,
+    /// What a write's acknowledgement promises: `async` (default; a failover
+    /// may lose writes no replica received) or `semi-sync` (MariaDB's
+    /// semi-synchronous replication, AFTER_SYNC: the primary acknowledges a
+    /// commit only once a replica has it, so a failover loses none).
+    #[serde(default)]
+    #[schemars(with = "DurabilitySchema")]
+    pub durability: Option<Spanned<String>>,
+    /// With `durability = "semi-sync"`: how long the primary waits for a
+    /// replica's acknowledgement before it falls back to async (seconds,
+    /// default 10). Raise it to block writes rather than lose durability.
+    #[serde(default)]
+    #[schemars(with = "u64", range(min = 1))]
+    pub semi_sync_timeout: Option<Spanned<u64>>,
+}
+
+/// The JSON Schema of `durability`: one of the modes.
+pub struct DurabilitySchema;
+
+impl JsonSchema for DurabilitySchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Durability".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": super::model::DURABILITY_MODES,
+            "default": "async"
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

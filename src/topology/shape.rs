@@ -21,6 +21,8 @@ enum Expect {
     /// A whole number of seconds, 0 or more.
     Seconds,
     Bool,
+    /// A string, one of these words.
+    OneOf(&'static [&'static str]),
     Secret,
     /// A hook's timeout: a whole number of seconds, 1 or more.
     HookTimeout,
@@ -76,6 +78,8 @@ static CLUSTER: TableShape = TableShape {
         ("max_replica_lag", Expect::Seconds),
         ("max_transaction_age", Expect::Seconds),
         ("switchover_timeout", Expect::Seconds),
+        ("durability", Expect::OneOf(super::DURABILITY_MODES)),
+        ("semi_sync_timeout", Expect::Seconds),
     ],
 };
 
@@ -209,6 +213,25 @@ fn check_value(
                     )
                     .label(span, "not a number of seconds")
                     .help(format!("e.g. `{key} = 5`")),
+                );
+            }
+        }
+        (Expect::OneOf(words), DeValue::String(text)) => {
+            if !words.contains(&text.as_ref()) {
+                let help = match did_you_mean(text, words.iter().copied()) {
+                    Some(suggestion) => format!("did you mean `{key} = \"{suggestion}\"`?"),
+                    None => format!(
+                        "`{key}` is one of {}",
+                        list_in_backticks(words.iter().copied())
+                    ),
+                };
+                problems.push(
+                    Problem::new(ProblemKind::UnknownValue, format!("unknown {key} `{text}`"))
+                        .label(
+                            span,
+                            format!("not one of {}", list_in_backticks(words.iter().copied())),
+                        )
+                        .help(help),
                 );
             }
         }
@@ -473,6 +496,14 @@ fn wrong_type(key: &str, span: Range<usize>, expect: Expect, found: &DeValue<'_>
         Expect::Seconds => (
             "a whole number of seconds",
             format!("write the seconds as a bare number: `{key} = 5`"),
+        ),
+        Expect::OneOf(words) => (
+            "a string",
+            format!(
+                "write one of {} in quotes, e.g. `{key} = \"{}\"`",
+                list_in_backticks(words.iter().copied()),
+                words[0]
+            ),
         ),
         Expect::Bool => (
             "a boolean",

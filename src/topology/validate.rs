@@ -12,9 +12,9 @@ use super::diagnostics::{Problem, ProblemKind};
 use super::raw::{RawAccess, RawCluster, RawDefaults, RawHooks, RawServer, RawTopology};
 use super::suggest::{did_you_mean, list_in_backticks};
 use super::{
-    Access, Cluster, HookCommand, HookEvent, Hooks, Secret, Server, Topology, DEFAULT_AGENT_PORT,
-    DEFAULT_HOOK_TIMEOUT, DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT,
-    DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
+    Access, Cluster, Durability, HookCommand, HookEvent, Hooks, Secret, Server, Topology,
+    DEFAULT_AGENT_PORT, DEFAULT_HOOK_TIMEOUT, DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE,
+    DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT, DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
 };
 
 /// Default admin account.
@@ -164,6 +164,15 @@ fn resolve_cluster(raw: &RawTopology, problems: &mut Vec<Problem>) -> Cluster {
             DEFAULT_SWITCHOVER_TIMEOUT,
         )
         .max(1),
+        // `shape` accepted only known modes.
+        durability: raw
+            .cluster
+            .as_ref()
+            .and_then(|c| c.get_ref().durability.as_ref())
+            .and_then(|d| Durability::parse(d.get_ref()))
+            .unwrap_or(Durability::Async),
+        semi_sync_timeout: limit(|c| c.semi_sync_timeout.as_ref(), DEFAULT_SEMI_SYNC_TIMEOUT)
+            .max(1),
     }
 }
 

@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 
 use super::model::{
-    Secret, Topology, DEFAULT_AGENT_PORT, DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE,
-    DEFAULT_PORT, DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
+    Durability, Secret, Topology, DEFAULT_AGENT_PORT, DEFAULT_MAX_REPLICA_LAG,
+    DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT, DEFAULT_STREAM_PORT,
+    DEFAULT_SWITCHOVER_TIMEOUT,
 };
 
 /// The topology as TOML that `topology::parse` reads back to the same
@@ -33,6 +34,12 @@ pub fn to_toml(topology: &Topology) -> String {
         if value != default {
             let _ = writeln!(out, "{key} = {value}");
         }
+    }
+    if cluster.durability != Durability::Async {
+        let _ = writeln!(out, "durability = {}", quoted(cluster.durability.as_str()));
+    }
+    if cluster.semi_sync_timeout != DEFAULT_SEMI_SYNC_TIMEOUT {
+        let _ = writeln!(out, "semi_sync_timeout = {}", cluster.semi_sync_timeout);
     }
     let access = &topology.access;
     let _ = writeln!(out, "\n[access]\nuser = {}", quoted(&access.user));

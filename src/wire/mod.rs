@@ -17,8 +17,8 @@ pub use hook_event::{
     HookEventDocument, HookJournalDetail, HookServer, HookStep, HOOK_EVENT_FORMAT_VERSION,
 };
 pub use plan::{
-    HookDocument, Note, PlanDocument, PlanFileError, PlanOptionsDocument, StepDocument,
-    SummaryDocument, TopologySource, PLAN_FORMAT_VERSION,
+    DurabilityDocument, HookDocument, Note, PlanDocument, PlanFileError, PlanOptionsDocument,
+    StepDocument, SummaryDocument, TopologySource, PLAN_FORMAT_VERSION,
 };
 
 /// The JSON Schema of the plan document (`schemas/plan.schema.json`).

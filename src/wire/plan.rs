@@ -43,6 +43,10 @@ pub struct PlanDocument {
     /// Worth knowing, but no reason to refuse the plan.
     pub warnings: Vec<Note>,
     pub summary: SummaryDocument,
+    /// What an acknowledged write survives (`[cluster] durability`) and what
+    /// that means now; absent from plans made before flipover reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<DurabilityDocument>,
     /// Whether the plan has any step (`--detailed-exitcode`'s "changes").
     pub changes: bool,
 }
@@ -74,8 +78,8 @@ pub struct StepDocument {
     pub number: usize,
     /// A short stable name: `clone db2`.
     pub id: String,
-    /// `clone`, `start-replication`, `rechain`, `switchover`, `failover`
-    /// or `set-read-only`.
+    /// `clone`, `start-replication`, `rechain`, `switchover`, `failover`,
+    /// `set-read-only` or `set-durability`.
     pub kind: String,
     /// The server the step changes (the new primary for a switchover or failover).
     pub target: String,
@@ -113,6 +117,16 @@ pub struct HookDocument {
     pub timeout_seconds: u64,
 }
 
+/// The plan's durability line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DurabilityDocument {
+    /// `async` or `semi-sync`.
+    pub mode: String,
+    /// What it means now, in words: with async, what a failover could lose;
+    /// with semi-sync, the timeout and the primary's semi-sync state.
+    pub text: String,
+}
+
 /// A problem or warning of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Note {
@@ -133,6 +147,9 @@ pub struct SummaryDocument {
     /// start-replication steps that do not just finish a clone.
     pub start_replication: usize,
     pub set_read_only: usize,
+    /// set-durability steps (semi-sync configured).
+    #[serde(default)]
+    pub set_durability: usize,
     /// Post hooks of an earlier apply that run again.
     #[serde(default)]
     pub run_hook: usize,
