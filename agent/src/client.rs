@@ -10,6 +10,7 @@ use crate::protocol::{
     routes, CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest, ErrorBody, Facts,
     JobStatus, PROTOCOL_VERSION,
 };
+use crate::tls::Transport;
 
 /// Why a call to an agent failed; every variant names the agent so the
 /// operator knows which host to look at.
@@ -17,6 +18,8 @@ use crate::protocol::{
 pub enum AgentError {
     #[error("agent at {url} is unreachable: {message}")]
     Unreachable { url: String, message: String },
+    #[error("the TLS client settings are unusable: {message}")]
+    Tls { message: String },
     #[error("agent at {url} refused the token (401): check access.agent_token")]
     Unauthorized { url: String },
     #[error("agent at {url} is busy with another action or job (409): {message}")]
@@ -40,20 +43,34 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    /// `base_url` like "http://127.42.1.1:836"; `timeout` bounds each whole
-    /// request, so it must cover a mysqld start or stop.
+    /// A plaintext client: `base_url` like "http://127.42.1.1:836";
+    /// `timeout` bounds each whole request, so it must cover a mysqld start
+    /// or stop.
     pub fn new(base_url: &str, token: &str, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            // Only fails when the TLS backend or resolver cannot initialise,
-            // which cannot happen with this feature set.
-            .expect("building an HTTP client without TLS cannot fail");
-        AgentClient {
+        Self::over(&Transport::Plaintext, base_url, token, timeout)
+            .expect("building an HTTP client without TLS cannot fail")
+    }
+
+    /// A client over `transport`; `base_url` from [`Transport::agent_url`].
+    pub fn over(
+        transport: &Transport,
+        base_url: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<Self, AgentError> {
+        let mut builder = reqwest::Client::builder().timeout(timeout);
+        if let Transport::Tls(config) = transport {
+            // reqwest takes rustls's config by value.
+            builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(config));
+        }
+        let http = builder.build().map_err(|e| AgentError::Tls {
+            message: error_chain(&e),
+        })?;
+        Ok(AgentClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             token: token.to_string(),
             http,
-        }
+        })
     }
 
     pub fn base_url(&self) -> &str {

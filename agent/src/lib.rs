@@ -4,8 +4,12 @@
 //! and controls mysqld over HTTP/JSON. This library holds what both sides of
 //! that wire need: the wire types ([`protocol`]), a typed client
 //! ([`client::AgentClient`]) used by the `flipover` CLI, and the my.cnf parser
-//! ([`mycnf`]) the agent uses to learn where mysqld keeps its files.
+//! ([`mycnf`]) the agent uses to learn where mysqld keeps its files, the
+//! TLS configurations of both sides ([`tls`]) and a small CA ([`pki`]) for
+//! users without one.
 
 pub mod client;
 pub mod mycnf;
+pub mod pki;
 pub mod protocol;
+pub mod tls;

@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, write, Agent, TOKEN};
 use flipover_agent::client::{AgentClient, AgentError};
+use flipover_agent::pki::Role;
 use flipover_agent::protocol::{
     CloneReceiveRequest, CloneSendRequest, Facts, JobKind, JobState, JobStatus,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt;
 
 const STREAM_TOKEN: &str = "stream-token-5e2d91";
 
@@ -460,12 +462,16 @@ async fn wrong_stream_token_is_dropped() {
             .set_read_timeout(Some(Duration::from_secs(15)))
             .unwrap();
         stranger.write_all(header.as_bytes()).unwrap();
-        let mut buf = [0u8; 16];
-        // Disconnected: EOF, or a reset when our unread bytes were discarded.
-        match stranger.read(&mut buf) {
-            Ok(0) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            other => panic!("{header:?}: expected a disconnect, got {other:?}"),
+        let mut buf = [0u8; 256];
+        // Disconnected: EOF, or a reset when our unread bytes were
+        // discarded; a TLS alert may come first.
+        loop {
+            match stranger.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                other => panic!("{header:?}: expected a disconnect, got {other:?}"),
+            }
         }
         let status = target.client.job(&receive.id).await.unwrap();
         assert_eq!(
@@ -569,10 +575,15 @@ async fn second_receive_is_busy() {
     // A "donor" with the right token that dies before sending anything:
     // the job fails and the target is restored.
     wait_phase(&target.client, &first.id, "waiting for the donor").await;
-    let mut donor = TcpStream::connect(target.stream).unwrap();
+    let (cert, key) = common::pki().issue("dying-donor", "127.44.6.99", Role::Host);
+    let mut donor = common::tls_connect(target.stream, Some((&cert, &key)), &common::pki().ca)
+        .await
+        .unwrap();
     donor
         .write_all(format!("FLIPOVER-STREAM 1 {STREAM_TOKEN}\n").as_bytes())
+        .await
         .unwrap();
+    donor.flush().await.unwrap();
     drop(donor);
     let status = finished(&target.client, &first.id, Duration::from_secs(40)).await;
     assert_eq!(status.state, JobState::Failed, "{status:?}");
