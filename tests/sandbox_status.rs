@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{flipover, TestSandbox};
 use flipover::observe::Observed;
-use flipover_agent::client::{AgentClient, AgentError};
+use flipover_agent::client::AgentError;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -125,22 +125,22 @@ async fn status_reports_a_replica_set_up_by_hand() {
 async fn wrong_agent_token_is_refused_and_mysqld_keeps_running() {
     let sandbox = TestSandbox::up(1);
     let host = sandbox.host("db1");
-    let intruder = AgentClient::new(&host.agent_url(), "not-the-token", Duration::from_secs(5));
+    let intruder = host
+        .agent_client("not-the-token", Duration::from_secs(5))
+        .unwrap();
     match intruder.stop_mysqld().await {
         Err(AgentError::Unauthorized { .. }) => {}
         other => panic!("expected 401, got {other:?}"),
     }
-    let empty = AgentClient::new(&host.agent_url(), "", Duration::from_secs(5));
+    let empty = host.agent_client("", Duration::from_secs(5)).unwrap();
     assert!(matches!(
         empty.facts().await,
         Err(AgentError::Unauthorized { .. })
     ));
 
-    let agent = AgentClient::new(
-        &host.agent_url(),
-        &sandbox.secret("agent.token"),
-        Duration::from_secs(5),
-    );
+    let agent = host
+        .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(5))
+        .unwrap();
     let facts = agent.facts().await.expect("the right token is accepted");
     assert!(facts.mysqld_running);
     assert_eq!(facts.settings.server_id, Some(1));

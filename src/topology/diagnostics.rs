@@ -156,6 +156,8 @@ pub enum ProblemKind {
     DuplicateAddress,
     /// A `[cluster]` limit below zero.
     NegativeSeconds,
+    /// Keys that exclude each other (`insecure = true` with TLS files).
+    ConflictingKeys,
     /// The file parsed but did not fit the raw types (a rule the checks above missed).
     InvalidValue,
 }
@@ -182,6 +184,7 @@ impl ProblemKind {
             ProblemKind::ReplicationCycle => "replication_cycle",
             ProblemKind::DuplicateAddress => "duplicate_address",
             ProblemKind::NegativeSeconds => "negative_seconds",
+            ProblemKind::ConflictingKeys => "conflicting_keys",
             ProblemKind::InvalidValue => "invalid_value",
         }
     }
