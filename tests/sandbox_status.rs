@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{flipover, TestSandbox};
 use flipover::observe::Observed;
-use flipover_agent::client::AgentError;
+use flipover_agent::client::{AgentClient, AgentError};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -137,6 +137,18 @@ async fn wrong_agent_token_is_refused_and_mysqld_keeps_running() {
         empty.facts().await,
         Err(AgentError::Unauthorized { .. })
     ));
+    // The sandbox's agents speak mutual TLS: plain HTTP, even with the
+    // right token, gets no answer.
+    assert!(host.agent_url().starts_with("https://"));
+    let plain = AgentClient::new(
+        &host.agent_url().replacen("https://", "http://", 1),
+        &sandbox.secret("agent.token"),
+        Duration::from_secs(5),
+    );
+    match plain.stop_mysqld().await {
+        Err(AgentError::Unreachable { .. }) => {}
+        other => panic!("expected no answer, got {other:?}"),
+    }
 
     let agent = host
         .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(5))
@@ -199,4 +211,41 @@ async fn a_killed_mysqld_is_reported_unreachable_and_the_rest_intact() {
         "{text}"
     );
     assert!(text.contains("agent: mysqld stopped"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insecure_sandbox_works_in_plaintext_and_plan_warns() {
+    let sandbox = TestSandbox::up_with(2, &["--insecure"]);
+    let topology = std::fs::read_to_string(sandbox.topology()).unwrap();
+    assert!(topology.contains("insecure = true"), "{topology}");
+    assert!(!topology.contains("client_cert"), "{topology}");
+    assert!(!sandbox.dir.join("tls").exists());
+
+    let host = sandbox.host("db1");
+    assert!(host.agent_url().starts_with("http://"));
+    let facts = host
+        .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(5))
+        .unwrap()
+        .facts()
+        .await
+        .unwrap();
+    assert!(facts.mysqld_running);
+
+    // flipover reaches the agents in plaintext (db2's agent reports an
+    // empty datadir, so the clone is planned) and warns about it.
+    let output = flipover(&["plan", "-f", &sandbox.topology_arg()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning: the agents are reached in plaintext"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("clone db2 from db1"), "{stdout}");
+
+    // The TLS sandbox's plan has no such warning.
+    let secure = TestSandbox::up(1);
+    let output = flipover(&["plan", "-f", &secure.topology_arg()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(!stdout.contains("plaintext"), "{stdout}");
 }
