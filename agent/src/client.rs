@@ -164,9 +164,12 @@ impl AgentClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| AgentError::Unreachable {
-            url: self.base_url.clone(),
-            message: error_chain(&e),
+        let response = request.send().await.map_err(|e| {
+            let message = error_chain(&e);
+            AgentError::Unreachable {
+                url: self.base_url.clone(),
+                message: format!("{message}{}", tls_hint(&message)),
+            }
         })?;
         let status = response.status();
         let body = response
@@ -212,6 +215,21 @@ fn error_message(body: &[u8]) -> String {
         return "no error message".to_string();
     }
     text.chars().take(500).collect()
+}
+
+/// A refused handshake, or one side speaking TLS and the other not, reads
+/// as a connection error: say where to look.
+fn tls_hint(message: &str) -> &'static str {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("fatal alert") {
+        " (TLS refused: the agent accepts only client certificates of its --client-ca, and \
+         flipover only agent certificates of [access] ca naming the agent's host)"
+    } else if lower.contains("invalid http version") || lower.contains("corrupt message") {
+        " (one side speaks TLS and the other plaintext: check the agent's --insecure against \
+         [access] insecure)"
+    } else {
+        ""
+    }
 }
 
 /// reqwest's top-level message hides the useful part ("connection refused")

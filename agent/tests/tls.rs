@@ -69,6 +69,8 @@ async fn api_refuses_clients_without_a_certificate_of_the_ca() {
             matches!(stop, AgentError::Unreachable { .. }),
             "{who}: {stop}"
         );
+        // The message says where to look.
+        assert!(stop.to_string().contains("TLS"), "{who}: {stop}");
         let receive = client
             .clone_receive(&target.receive_request(10 << 20, true))
             .await
