@@ -398,6 +398,7 @@ impl Walk {
                 },
                 access: access.clone(),
                 servers,
+                hooks: Default::default(),
                 base_dir: PathBuf::from("."),
             },
             unreachable,

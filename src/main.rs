@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             });
         }
     };
-    cli::init_logging(args.verbose);
+    cli::init_logging(args.verbose, args.log_format);
     let code = match cli::run(args) {
         Ok(code) => code,
         Err(report) => {

@@ -83,6 +83,24 @@ fn committed_plan_schema_is_up_to_date() {
 }
 
 #[test]
+fn committed_hook_event_schema_is_up_to_date() {
+    let path = root().join("schemas/hook-event.schema.json");
+    let generated = serde_json::to_string_pretty(&flipover::wire::hook_event_json_schema())
+        .expect("a JSON value serializes")
+        + "\n";
+    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+        std::fs::write(&path, &generated).expect("schemas/ is writable");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{} is stale or missing; regenerate it with `{HOW_TO_UPDATE}` and commit the result",
+        path.display()
+    );
+}
+
+#[test]
 fn show_round_trips_a_document_written_with_the_library() {
     let dir = tempfile::tempdir().unwrap();
     for case in ["switchover", "replace-unknown-and-primary", "chained-clone"] {

@@ -981,6 +981,8 @@ impl Sim<'_> {
                 facts.read_only = set.read_only;
                 Ok(())
             }
+            // A hook changes no server.
+            Step::RunHook(_) => Ok(()),
         }
     }
 }

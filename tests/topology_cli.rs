@@ -30,6 +30,20 @@ fn valid_file_exits_0_with_a_summary() {
 }
 
 #[test]
+fn the_summary_counts_hook_commands() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/topologies/hooks.toml");
+    flipover()
+        .args(["validate", "-f"])
+        .arg(&path)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "primary db1, hooks post_switchover (1), post_failover (2)",
+        ));
+}
+
+#[test]
 fn invalid_file_exits_1_with_the_diagnostic_on_stderr() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("bad.toml");

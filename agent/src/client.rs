@@ -153,12 +153,31 @@ impl AgentClient {
             .map_err(|e| self.protocol(format!("cannot decode facts: {e}")))
     }
 
+    /// GET /metrics: the Prometheus/OpenMetrics text, as the agent wrote it.
+    pub async fn metrics(&self) -> Result<String, AgentError> {
+        let body = self.send(Method::GET, routes::METRICS, None::<&()>).await?;
+        String::from_utf8(body)
+            .map_err(|e| self.protocol(format!("the metrics are not UTF-8: {e}")))
+    }
+
     async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
     ) -> Result<T, AgentError> {
+        let body = self.send(method, path, body).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| self.protocol(format!("cannot decode the response of {path}: {e}")))
+    }
+
+    /// The body of a successful answer; an error status becomes its AgentError.
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Vec<u8>, AgentError> {
         let url = format!("{}{}", self.base_url, path);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
@@ -180,8 +199,7 @@ impl AgentClient {
                 message: format!("reading the response failed: {}", error_chain(&e)),
             })?;
         if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map_err(|e| self.protocol(format!("cannot decode the response of {path}: {e}")));
+            return Ok(body.to_vec());
         }
         let message = error_message(&body);
         let url = self.base_url.clone();

@@ -5,10 +5,12 @@
 //! that wire need: the wire types ([`protocol`]), a typed client
 //! ([`client::AgentClient`]) used by the `flipover` CLI, and the my.cnf parser
 //! ([`mycnf`]) the agent uses to learn where mysqld keeps its files, the
-//! TLS configurations of both sides ([`tls`]) and a small CA ([`pki`]) for
+//! `--log-format` choice both binaries share ([`logging`]), the TLS
+//! configurations of both sides ([`tls`]) and a small CA ([`pki`]) for
 //! users without one.
 
 pub mod client;
+pub mod logging;
 pub mod mycnf;
 pub mod pki;
 pub mod protocol;

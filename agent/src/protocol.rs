@@ -24,6 +24,9 @@ pub mod routes {
     pub const JOB: &str = "/v1/jobs/{id}";
     /// Prefix of [`JOB`] for building a job's URL.
     pub const JOBS_PREFIX: &str = "/v1/jobs/";
+    /// GET → Prometheus/OpenMetrics text (not JSON); also served alone,
+    /// without the token, on the agent's `--metrics-listen` address.
+    pub const METRICS: &str = "/metrics";
 }
 
 /// First line a donor sends on the target's stream port, followed by a

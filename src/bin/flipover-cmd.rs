@@ -236,7 +236,7 @@ fn main() -> ExitCode {
         }
     };
     let args = Args::from_arg_matches(&matches).expect("matches come from Args");
-    cli::init_logging(0);
+    cli::init_logging(0, flipover_agent::logging::LogFormat::Text);
     let code = match run(&args, &matches) {
         Ok(code) => code,
         Err(report) => {

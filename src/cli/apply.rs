@@ -212,7 +212,7 @@ pub fn execute(
         .iter()
         .filter(|(_, _, o)| *o == Outcome::Skipped)
         .count();
-    if failed.is_empty() && skipped == 0 {
+    if failed.is_empty() && skipped == 0 && report.hook_failures.is_empty() {
         eprintln!(
             "Apply complete: {} steps in {:.1}s.",
             report.steps.len(),
@@ -225,6 +225,15 @@ pub fn execute(
         }
         if skipped > 0 {
             eprintln!("{skipped} step(s) not started because of the failure.");
+        }
+        for (number, title, error) in &report.hook_failures {
+            eprintln!("error: step {number} ({title}) was done, but its {error}");
+        }
+        if !report.hook_failures.is_empty() {
+            eprintln!(
+                "hint: the servers did change, but what the failed hook does did not happen: \
+                 fix the hook, then run apply again (the plan runs it again as a run-hook step)"
+            );
         }
         Ok(exit_codes::ERROR)
     }
@@ -326,6 +335,13 @@ pub fn progress_sink() -> EventSink {
                     bar.abandon();
                 }
                 eprintln!("[{number}] {title}: FAILED: {error}");
+            }
+            Event::HookFailed {
+                number,
+                title,
+                error,
+            } => {
+                eprintln!("[{number}] {title}: done, but HOOK FAILED: {error}");
             }
         }
     })

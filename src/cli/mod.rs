@@ -19,6 +19,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use flipover::observe::{ObserveOptions, Observed};
 use flipover::topology::Topology;
+use flipover_agent::logging::LogFormat;
 use miette::{Context, IntoDiagnostic};
 
 /// Declarative plan/apply for MySQL/MariaDB replication topologies.
@@ -33,6 +34,10 @@ pub struct Cli {
     /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// Log lines on stderr as text, or as JSON objects one per line.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
@@ -150,7 +155,7 @@ pub fn run(cli: Cli) -> miette::Result<i32> {
 }
 
 /// Logs go to stderr; data goes to stdout.
-pub fn init_logging(verbose: u8) {
+pub fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "flipover=info",
         1 => "flipover=debug,flipover_agent=debug",
@@ -158,13 +163,18 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colors_enabled_stderr())
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(colors_enabled_stderr())
+            .with_target(false)
+            .without_time()
+            .init(),
+        // For log collectors: every field, with time and target.
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 /// Colour only on a terminal, and never when NO_COLOR is set.

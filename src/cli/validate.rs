@@ -13,12 +13,24 @@ pub struct Args {
 
 pub fn run(args: Args) -> miette::Result<i32> {
     let topology = topology::load(&args.topology.file)?;
+    let hooks: Vec<String> = topology
+        .hooks
+        .commands
+        .iter()
+        .filter(|(_, commands)| !commands.is_empty())
+        .map(|(event, commands)| format!("{event} ({})", commands.len()))
+        .collect();
     println!(
-        "{}: valid: cluster {}, {} servers, primary {}",
+        "{}: valid: cluster {}, {} servers, primary {}{}",
         args.topology.file.display(),
         topology.cluster.name,
         topology.servers.len(),
-        topology.primary().name
+        topology.primary().name,
+        if hooks.is_empty() {
+            String::new()
+        } else {
+            format!(", hooks {}", hooks.join(", "))
+        }
     );
     Ok(exit_codes::SUCCESS)
 }

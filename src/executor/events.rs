@@ -35,6 +35,12 @@ pub enum Event {
         title: String,
         error: String,
     },
+    /// A post hook failed after its step succeeded (the apply will fail).
+    HookFailed {
+        number: usize,
+        title: String,
+        error: String,
+    },
 }
 
 /// Where events go: any thread-safe callback.

@@ -11,6 +11,7 @@ pub mod agents;
 mod clone;
 mod events;
 mod failover;
+mod hooks;
 pub mod journal;
 pub mod lock;
 mod rechain;
@@ -27,6 +28,7 @@ use tokio::task::JoinSet;
 use crate::planner::{Plan, Step};
 use crate::topology::Topology;
 pub use events::{Event, EventSink};
+pub use hooks::HookError;
 
 /// Limits for applying a plan.
 #[derive(Debug, Clone)]
@@ -81,14 +83,20 @@ pub enum Outcome {
 pub struct ApplyReport {
     /// Per step, in plan order: its number (1-based), title and outcome.
     pub steps: Vec<(usize, String, Outcome)>,
+    /// Post hooks that failed after their step succeeded, by step number:
+    /// the servers changed, but what the hook does (a proxy repoint) did not
+    /// happen. The next plan runs them again.
+    pub hook_failures: Vec<(usize, String, HookError)>,
     pub elapsed: Duration,
 }
 
 impl ApplyReport {
     pub fn succeeded(&self) -> bool {
-        self.steps
-            .iter()
-            .all(|(_, _, o)| matches!(o, Outcome::Succeeded { .. }))
+        self.hook_failures.is_empty()
+            && self
+                .steps
+                .iter()
+                .all(|(_, _, o)| matches!(o, Outcome::Succeeded { .. }))
     }
 }
 
@@ -104,6 +112,8 @@ pub(crate) struct Context {
     /// One backup at a time per donor: a server runs one backup stage at a
     /// time, and two streams would only share its disk and network.
     pub donors: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Post hooks that failed, by step number.
+    pub hook_failures: Mutex<Vec<(usize, String, HookError)>>,
 }
 
 /// Runs every step of `plan`. Never panics on a failed step: the report says
@@ -125,6 +135,7 @@ pub async fn apply(
         clones: Mutex::new(BTreeMap::new()),
         journal,
         donors: Mutex::new(BTreeMap::new()),
+        hook_failures: Mutex::new(Vec::new()),
     });
 
     let mut outcomes: BTreeMap<NodeIndex, Outcome> = BTreeMap::new();
@@ -150,17 +161,7 @@ pub async fn apply(
                 });
                 running.spawn(async move {
                     let begun = Instant::now();
-                    let title = step.title();
-                    if let Some(journal) = &context.journal {
-                        journal.record(&title, "started", None).await;
-                    }
-                    let result = run_step(&context, step_number, &step).await;
-                    if let Some(journal) = &context.journal {
-                        match &result {
-                            Ok(()) => journal.record(&title, "succeeded", None).await,
-                            Err(e) => journal.record(&title, "failed", Some(&e.0)).await,
-                        }
-                    }
+                    let result = run_with_hooks(&context, step_number, &step).await;
                     (node, result.map(|()| begun.elapsed()))
                 });
             }
@@ -203,10 +204,74 @@ pub async fn apply(
             (number(*node), plan.graph[*node].title(), outcome)
         })
         .collect();
+    let mut hook_failures =
+        std::mem::take(&mut *context.hook_failures.lock().expect("hook failures lock"));
+    hook_failures.sort_by_key(|(number, _, _)| *number);
     ApplyReport {
         steps,
+        hook_failures,
         elapsed: started.elapsed(),
     }
+}
+
+/// One step, journaled, between its hooks: a failing pre hook fails the
+/// step before it changes anything; a failing post hook leaves the step
+/// succeeded (the servers did change, and the steps after it still run) but
+/// fails the apply, and its journal entry makes the next plan run it again.
+async fn run_with_hooks(context: &Context, number: usize, step: &Step) -> Result<(), StepError> {
+    let title = step.title();
+    if let Some(journal) = &context.journal {
+        journal.record(&title, "started", None).await;
+    }
+    let (pre, post) = crate::planner::hooks::events_of(step);
+    let mut result = Ok(());
+    if let Some(pre) = pre {
+        let event = crate::planner::hooks::event_document(&context.topology, step, pre);
+        if let Err(error) = hooks::run(
+            context,
+            number,
+            &event,
+            context.topology.hooks.for_event(pre),
+        )
+        .await
+        {
+            result = Err(StepError(format!(
+                "{error}\nnothing was changed: the {pre} hook vetoes the step"
+            )));
+        }
+    }
+    if result.is_ok() {
+        result = run_step(context, number, step).await;
+    }
+    if let Some(journal) = &context.journal {
+        match &result {
+            Ok(()) => journal.record(&title, "succeeded", None).await,
+            Err(e) => journal.record(&title, "failed", Some(&e.0)).await,
+        }
+    }
+    if let (Ok(()), Some(post)) = (&result, post) {
+        let event = crate::planner::hooks::event_document(&context.topology, step, post);
+        if let Err(error) = hooks::run(
+            context,
+            number,
+            &event,
+            context.topology.hooks.for_event(post),
+        )
+        .await
+        {
+            context.events.emit(Event::HookFailed {
+                number,
+                title: title.clone(),
+                error: error.to_string(),
+            });
+            context
+                .hook_failures
+                .lock()
+                .expect("hook failures lock")
+                .push((number, title, error));
+        }
+    }
+    result
 }
 
 /// A switchover that rolled back leaves the old primary in charge: the
@@ -250,5 +315,13 @@ async fn run_step(context: &Context, number: usize, step: &Step) -> Result<(), S
         Step::Switchover(switch) => switchover::run(context, number, switch).await,
         Step::Failover(failover) => failover::run(context, number, failover).await,
         Step::SetReadOnly(set) => replication::set_read_only(context, set).await,
+        Step::RunHook(again) => hooks::run(
+            context,
+            number,
+            &again.event,
+            context.topology.hooks.for_event(again.hook),
+        )
+        .await
+        .map_err(|e| StepError(e.to_string())),
     }
 }

@@ -222,6 +222,7 @@ mod tests {
                     agent_tls: crate::topology::AgentTls::Unset,
                 },
                 servers,
+                hooks: Default::default(),
                 base_dir: PathBuf::from("."),
             },
             unreachable: dead.iter().map(|s| s.to_string()).collect(),

@@ -7,6 +7,7 @@
 mod data;
 pub mod failover;
 pub mod gtid;
+pub mod hooks;
 mod plan;
 mod read_only;
 mod replicas;
@@ -23,7 +24,7 @@ pub use data::{data_state, DataState};
 pub use plan::{Plan, Problem, Summary};
 use replicas::{Transition, TransitionKind};
 pub use step::{
-    CloneStep, DataAtRisk, FailoverStep, RechainStep, SetReadOnlyStep, StartPosition,
+    CloneStep, DataAtRisk, FailoverStep, RechainStep, RunHookStep, SetReadOnlyStep, StartPosition,
     StartReplicationStep, Step, StepKind, SwitchoverStep,
 };
 use switchover::CurrentPrimary;
@@ -82,6 +83,9 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
         replicas::plan_replicas(topology, observed, &tree, options, transition, &mut plan);
         read_only::plan_read_only(topology, observed, outgoing_primary.as_deref(), &mut plan);
     }
+    // Last: whether a failed repoint is still worth running depends on the
+    // change of primary planned above.
+    hooks::plan_pending_hooks(topology, observed, &mut plan);
     plan
 }
 

@@ -36,6 +36,8 @@ pub struct Summary {
     /// start-replication steps that do not just finish a clone.
     pub start_replication: usize,
     pub set_read_only: usize,
+    /// Post hooks of an earlier apply run again.
+    pub run_hook: usize,
     pub destructive: usize,
 }
 
@@ -134,6 +136,7 @@ impl Plan {
                 StepKind::Switchover => summary.switchover += 1,
                 StepKind::Failover => summary.failover += 1,
                 StepKind::SetReadOnly => summary.set_read_only += 1,
+                StepKind::RunHook => summary.run_hook += 1,
             }
             if step.destructive() {
                 summary.destructive += 1;
@@ -155,6 +158,9 @@ impl Summary {
         }
         if self.set_read_only > 0 {
             line.push_str(&format!(", {} set-read-only", self.set_read_only));
+        }
+        if self.run_hook > 0 {
+            line.push_str(&format!(", {} run-hook", self.run_hook));
         }
         line.push_str(&format!("; {} destructive.", self.destructive));
         line

@@ -5,6 +5,9 @@
 
 use std::fmt;
 
+use crate::topology::HookEvent;
+use crate::wire::HookEventDocument;
+
 /// The kinds of step a plan is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StepKind {
@@ -14,6 +17,7 @@ pub enum StepKind {
     Switchover,
     Failover,
     SetReadOnly,
+    RunHook,
 }
 
 impl StepKind {
@@ -25,6 +29,7 @@ impl StepKind {
             StepKind::Switchover => "switchover",
             StepKind::Failover => "failover",
             StepKind::SetReadOnly => "set-read-only",
+            StepKind::RunHook => "run-hook",
         }
     }
 }
@@ -52,6 +57,20 @@ pub enum Step {
     Failover(FailoverStep),
     /// Make a server read-only (replicas) or writable (the primary).
     SetReadOnly(SetReadOnlyStep),
+    /// Run again a post hook that failed in an earlier apply (from the journal).
+    RunHook(RunHookStep),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunHookStep {
+    pub hook: HookEvent,
+    /// The server the original step was about (its new primary or target).
+    pub target: String,
+    /// The event as the failed run was told it (`rerun` set); boxed, being
+    /// far larger than the other steps.
+    pub event: Box<HookEventDocument>,
+    /// Why it failed, as the journal recorded it.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +170,7 @@ impl Step {
             Step::Switchover(_) => StepKind::Switchover,
             Step::Failover(_) => StepKind::Failover,
             Step::SetReadOnly(_) => StepKind::SetReadOnly,
+            Step::RunHook(_) => StepKind::RunHook,
         }
     }
 
@@ -163,6 +183,7 @@ impl Step {
             Step::Switchover(s) => &s.new_primary,
             Step::Failover(s) => &s.new_primary,
             Step::SetReadOnly(s) => &s.target,
+            Step::RunHook(s) => &s.target,
         }
     }
 
@@ -173,6 +194,8 @@ impl Step {
             Step::Failover(s) => std::iter::once(s.new_primary.as_str())
                 .chain(s.replicas.iter().map(String::as_str))
                 .collect(),
+            // A hook changes no server itself.
+            Step::RunHook(_) => Vec::new(),
             other => vec![other.target()],
         }
     }
@@ -194,6 +217,9 @@ impl Step {
 
     /// A short, stable name: `clone db2`, `start-replication db2`.
     pub fn id(&self) -> String {
+        if let Step::RunHook(s) = self {
+            return format!("{} {} {}", self.kind(), s.hook, s.target);
+        }
         format!("{} {}", self.kind(), self.target())
     }
 
@@ -211,6 +237,10 @@ impl Step {
                 "make {} {}",
                 s.target,
                 if s.read_only { "read-only" } else { "writable" }
+            ),
+            Step::RunHook(s) => format!(
+                "run the {} hook again (it did not succeed after {})",
+                s.hook, s.event.step.title
             ),
         }
     }

@@ -5,7 +5,7 @@ use crate::observe::Observed;
 use crate::planner::{Plan, Problem, Step};
 use crate::topology::Topology;
 use crate::wire::{
-    sha256_hex, Fingerprint, Note, PlanDocument, PlanOptionsDocument, StepDocument,
+    sha256_hex, Fingerprint, HookDocument, Note, PlanDocument, PlanOptionsDocument, StepDocument,
     SummaryDocument, TopologySource, PLAN_FORMAT_VERSION,
 };
 
@@ -50,6 +50,7 @@ pub fn document(
                 write_block_estimate_ms: write_block_estimate_ms(step),
                 gtids_at_risk: gtids_at_risk(step),
                 details: super::plan_text::details(topology, observed, step),
+                hooks: hooks(topology, step),
             }
         })
         .collect();
@@ -80,6 +81,7 @@ pub fn document(
             failover: summary.failover,
             start_replication: summary.start_replication,
             set_read_only: summary.set_read_only,
+            run_hook: summary.run_hook,
             destructive: summary.destructive,
             line: summary.line(),
         },
@@ -110,6 +112,29 @@ fn gtids_at_risk(step: &Step) -> Vec<String> {
             .unwrap_or_default(),
         _ => Vec::new(),
     }
+}
+
+/// The hook commands around a step, in the order they run.
+fn hooks(topology: &Topology, step: &Step) -> Vec<HookDocument> {
+    let (pre, post) = match step {
+        Step::RunHook(again) => (None, Some(again.hook)),
+        other => crate::planner::hooks::events_of(other),
+    };
+    [pre, post]
+        .into_iter()
+        .flatten()
+        .flat_map(|event| {
+            topology
+                .hooks
+                .for_event(event)
+                .iter()
+                .map(move |command| HookDocument {
+                    hook: event.as_str().to_string(),
+                    command: command.argv.clone(),
+                    timeout_seconds: command.timeout_seconds,
+                })
+        })
+        .collect()
 }
 
 fn notes(problems: &[Problem]) -> Vec<Note> {

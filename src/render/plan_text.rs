@@ -297,9 +297,37 @@ fn lines_text(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// What a step will do, in the order it does it (also the plan JSON's
-/// `details`, so text and JSON never disagree).
+/// What a step will do, in the order it does it, its hooks included (also
+/// the plan JSON's `details`, so text and JSON never disagree).
 pub(crate) fn details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<String> {
+    let (pre, post) = crate::planner::hooks::events_of(step);
+    let hook_lines = |event: Option<crate::topology::HookEvent>, consequence: &str| {
+        let Some(event) = event else {
+            return Vec::new();
+        };
+        topology
+            .hooks
+            .for_event(event)
+            .iter()
+            .map(|command| {
+                format!(
+                    "{event} hook: {} (timeout {} s); {consequence}",
+                    command.display(),
+                    command.timeout_seconds
+                )
+            })
+            .collect()
+    };
+    let mut lines = hook_lines(pre, "if it fails, nothing is changed and the step fails");
+    lines.extend(step_details(topology, observed, step));
+    lines.extend(hook_lines(
+        post,
+        "if it fails, apply fails and the next plan runs it again",
+    ));
+    lines
+}
+
+fn step_details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<String> {
     match step {
         Step::Clone(clone) => {
             let target = &topology.servers[&clone.target];
@@ -384,5 +412,30 @@ pub(crate) fn details(topology: &Topology, observed: &Observed, step: &Step) -> 
             "SET GLOBAL read_only = {}",
             if set.read_only { "ON" } else { "OFF" }
         )],
+        Step::RunHook(again) => {
+            let error = again.last_error.as_deref().unwrap_or("no reason recorded");
+            let mut error_lines = error.lines();
+            let mut lines = vec![format!(
+                "last run, as the journal of the last apply has it: {}",
+                error_lines.next().unwrap_or_default()
+            )];
+            lines.extend(error_lines.map(|line| format!("  | {line}")));
+            let commands = topology.hooks.for_event(again.hook);
+            if commands.is_empty() {
+                lines.push(format!(
+                    "no {} hook is configured now: nothing runs, the entry is cleared",
+                    again.hook
+                ));
+            }
+            lines.extend(commands.iter().map(|command| {
+                format!(
+                    "{} hook: {} (timeout {} s), with the original event (FLIPOVER_RERUN=1)",
+                    again.hook,
+                    command.display(),
+                    command.timeout_seconds
+                )
+            }));
+            lines
+        }
     }
 }

@@ -156,6 +156,8 @@ pub enum ProblemKind {
     DuplicateAddress,
     /// A `[cluster]` limit below zero.
     NegativeSeconds,
+    /// A `[hooks]` list, command or timeout of the wrong form.
+    BadHook,
     /// Keys that exclude each other (`insecure = true` with TLS files).
     ConflictingKeys,
     /// The file parsed but did not fit the raw types (a rule the checks above missed).
@@ -184,6 +186,7 @@ impl ProblemKind {
             ProblemKind::ReplicationCycle => "replication_cycle",
             ProblemKind::DuplicateAddress => "duplicate_address",
             ProblemKind::NegativeSeconds => "negative_seconds",
+            ProblemKind::BadHook => "bad_hook",
             ProblemKind::ConflictingKeys => "conflicting_keys",
             ProblemKind::InvalidValue => "invalid_value",
         }

@@ -24,6 +24,9 @@ pub struct Topology {
     pub access: Access,
     /// Servers by name, sorted so that everything derived from them is deterministic.
     pub servers: BTreeMap<String, Server>,
+    /// Commands run around switchovers, failovers and clones (`[hooks]`).
+    #[serde(skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
     /// Directory that relative `{ file = … }` secrets are resolved against
     /// (the topology file's own directory).
     #[serde(skip)]
@@ -93,6 +96,102 @@ pub enum AgentAccessError {
     Secret(#[from] SecretError),
     #[error("{0}")]
     Client(String),
+}
+
+/// When a hook runs: before or after a step of some kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookEvent {
+    PreSwitchover,
+    PostSwitchover,
+    PreFailover,
+    PostFailover,
+    PostClone,
+}
+
+impl HookEvent {
+    pub const ALL: [HookEvent; 5] = [
+        HookEvent::PreSwitchover,
+        HookEvent::PostSwitchover,
+        HookEvent::PreFailover,
+        HookEvent::PostFailover,
+        HookEvent::PostClone,
+    ];
+
+    /// The key in `[hooks]`, also `FLIPOVER_HOOK`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookEvent::PreSwitchover => "pre_switchover",
+            HookEvent::PostSwitchover => "post_switchover",
+            HookEvent::PreFailover => "pre_failover",
+            HookEvent::PostFailover => "post_failover",
+            HookEvent::PostClone => "post_clone",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HookEvent> {
+        HookEvent::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
+    /// A `pre_*` hook runs before anything changes and can veto the step.
+    pub fn is_pre(self) -> bool {
+        matches!(self, HookEvent::PreSwitchover | HookEvent::PreFailover)
+    }
+}
+
+impl std::fmt::Display for HookEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One hook command: a program and its arguments, run without a shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookCommand {
+    /// `argv[0]` is the program: found on `PATH` when it has no `/`, else a
+    /// path (relative ones from the topology file's directory).
+    pub argv: Vec<String>,
+    /// Killed (with everything it started) after this many seconds.
+    pub timeout_seconds: u64,
+}
+
+impl HookCommand {
+    /// The command as people read it: arguments with spaces quoted.
+    pub fn display(&self) -> String {
+        self.argv
+            .iter()
+            .map(|arg| {
+                if arg.is_empty()
+                    || arg.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c))
+                {
+                    format!("'{}'", arg.replace('\'', "'\\''"))
+                } else {
+                    arg.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The `[hooks]` table: commands per event, run in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Hooks {
+    pub commands: BTreeMap<HookEvent, Vec<HookCommand>>,
+}
+
+/// Default hook timeout (seconds).
+pub const DEFAULT_HOOK_TIMEOUT: u64 = 30;
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.commands.values().all(Vec::is_empty)
+    }
+
+    /// The commands of `event`, in the order they run (none when not set).
+    pub fn for_event(&self, event: HookEvent) -> &[HookCommand] {
+        self.commands.get(&event).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// A secret value as written in the topology file.

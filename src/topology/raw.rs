@@ -32,6 +32,9 @@ pub struct RawTopology {
         extend("minProperties" = 1, "propertyNames" = { "pattern": "^[A-Za-z0-9_.-]+$" })
     )]
     pub servers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawServer>>>>,
+    /// Commands run before and after switchovers and failovers, and after clones.
+    #[serde(default)]
+    pub hooks: RawHooks,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -158,6 +161,91 @@ pub struct RawServer {
     #[serde(default)]
     #[schemars(with = "bool")]
     pub promotable: Option<Spanned<bool>>,
+}
+
+/// `[hooks]`: each event a list of commands, each command an argv array
+/// (run without a shell) or `{ command = [...], timeout = N }`.
+///
+/// The lists are read as spanned `toml::Value`s and converted by hand in
+/// `validate`, like secrets: an untagged enum would lose the spans.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Hooks", transform = absent_not_null)]
+pub struct RawHooks {
+    /// Seconds a hook command may run before it is killed (default 30).
+    #[serde(default)]
+    #[schemars(with = "u64", range(min = 1))]
+    pub timeout: Option<Spanned<u64>>,
+    /// Before a switchover fences the old primary; a failure aborts the switchover.
+    #[serde(default)]
+    #[schemars(with = "HookListSchema")]
+    pub pre_switchover: Option<Spanned<toml::Value>>,
+    /// After a switchover's new primary is writable (e.g. repoint a proxy).
+    #[serde(default)]
+    #[schemars(with = "HookListSchema")]
+    pub post_switchover: Option<Spanned<toml::Value>>,
+    /// Before a failover changes anything; a failure aborts the failover.
+    #[serde(default)]
+    #[schemars(with = "HookListSchema")]
+    pub pre_failover: Option<Spanned<toml::Value>>,
+    /// After a failover's new primary is writable.
+    #[serde(default)]
+    #[schemars(with = "HookListSchema")]
+    pub post_failover: Option<Spanned<toml::Value>>,
+    /// After a clone's target replicates.
+    #[serde(default)]
+    #[schemars(with = "HookListSchema")]
+    pub post_clone: Option<Spanned<toml::Value>>,
+}
+
+impl RawHooks {
+    /// Each event's list as written, in a fixed order.
+    pub fn lists(&self) -> [(&'static str, Option<&Spanned<toml::Value>>); 5] {
+        [
+            ("pre_switchover", self.pre_switchover.as_ref()),
+            ("post_switchover", self.post_switchover.as_ref()),
+            ("pre_failover", self.pre_failover.as_ref()),
+            ("post_failover", self.post_failover.as_ref()),
+            ("post_clone", self.post_clone.as_ref()),
+        ]
+    }
+}
+
+/// The JSON Schema of a hook list; its values are read by hand in `validate`.
+pub struct HookListSchema;
+
+impl JsonSchema for HookListSchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HookList".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let argv = serde_json::json!({
+            "type": "array",
+            "description": "The program and its arguments, run without a shell.",
+            "items": { "type": "string" },
+            "minItems": 1
+        });
+        schemars::json_schema!({
+            "description": "Commands run in order; the first that fails (non-zero exit, timeout, cannot start) stops the rest.",
+            "type": "array",
+            "items": {
+                "oneOf": [
+                    argv,
+                    {
+                        "type": "object",
+                        "description": "A command with its own timeout.",
+                        "properties": {
+                            "command": argv,
+                            "timeout": { "type": "integer", "minimum": 1, "description": "Seconds (default: `[hooks] timeout`)." }
+                        },
+                        "required": ["command"],
+                        "additionalProperties": false
+                    }
+                ]
+            }
+        })
+    }
 }
 
 /// TOML has no null: an optional key is simply absent. `serde(default)` on an

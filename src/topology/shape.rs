@@ -22,6 +22,10 @@ enum Expect {
     Seconds,
     Bool,
     Secret,
+    /// A hook's timeout: a whole number of seconds, 1 or more.
+    HookTimeout,
+    /// A `[hooks]` event: a list of commands.
+    HookList,
     Table(&'static TableShape),
     /// `[servers.NAME]`: a table of server tables.
     Servers,
@@ -42,8 +46,28 @@ static TOP_LEVEL: TableShape = TableShape {
         ("access", Expect::Table(&ACCESS)),
         ("defaults", Expect::Table(&DEFAULTS)),
         ("servers", Expect::Servers),
+        ("hooks", Expect::Table(&HOOKS)),
     ],
 };
+
+static HOOKS: TableShape = TableShape {
+    title: "`[hooks]`",
+    keys: &[
+        ("timeout", Expect::HookTimeout),
+        ("pre_switchover", Expect::HookList),
+        ("post_switchover", Expect::HookList),
+        ("pre_failover", Expect::HookList),
+        ("post_failover", Expect::HookList),
+        ("post_clone", Expect::HookList),
+    ],
+};
+
+/// The keys of a command written as a table, for "did you mean".
+const HOOK_COMMAND_KEYS: [&str; 2] = ["command", "timeout"];
+
+/// How to write a hook list, for hints.
+const HOOK_FORMS: &str = "a hook is a list of commands, each an argv array or a table: \
+     `post_switchover = [[\"/usr/local/bin/repoint\", \"--all\"], { command = [\"notify\"], timeout = 5 }]`";
 
 static CLUSTER: TableShape = TableShape {
     title: "`[cluster]`",
@@ -193,6 +217,8 @@ fn check_value(
             }
         }
         (Expect::Secret, _) => check_secret(key, value, problems),
+        (Expect::HookTimeout, _) => check_hook_timeout(key, value, problems),
+        (Expect::HookList, _) => check_hook_list(key, value, problems),
         (Expect::Table(shape), DeValue::Table(table)) => check_table(table, shape, None, problems),
         (Expect::Servers, DeValue::Table(servers)) => check_servers(servers, problems),
         (expect, found) => problems.push(wrong_type(key, span, expect, found)),
@@ -300,6 +326,136 @@ fn check_secret(key: &str, value: &Spanned<DeValue<'_>>, problems: &mut Vec<Prob
     }
 }
 
+fn bad_hook(message: String) -> Problem {
+    Problem::new(ProblemKind::BadHook, message)
+}
+
+fn check_hook_timeout(key: &str, value: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) {
+    let seconds = match value.get_ref() {
+        DeValue::Integer(integer) => i64::from_str_radix(integer.as_str(), integer.radix()).ok(),
+        _ => None,
+    };
+    if seconds.is_none_or(|s| s < 1) {
+        problems.push(
+            bad_hook(format!(
+                "`{key}` must be a whole number of seconds, 1 or more"
+            ))
+            .label(value.span(), "not a timeout")
+            .help(format!("e.g. `{key} = 30`")),
+        );
+    }
+}
+
+/// `[[argv…], { command = [argv…], timeout = N }, …]`.
+fn check_hook_list(key: &str, value: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) {
+    let DeValue::Array(commands) = value.get_ref() else {
+        problems.push(
+            bad_hook(format!(
+                "`{key}` must be a list of commands, found {}",
+                a(value.get_ref())
+            ))
+            .label(value.span(), "not a list of commands")
+            .help(HOOK_FORMS),
+        );
+        return;
+    };
+    for command in commands {
+        match command.get_ref() {
+            DeValue::Array(_) => check_argv(key, command, problems),
+            DeValue::Table(table) => {
+                let mut has_command = false;
+                for (name, item) in table {
+                    match name.get_ref().as_ref() {
+                        "command" => {
+                            has_command = true;
+                            check_argv(key, item, problems);
+                        }
+                        "timeout" => check_hook_timeout("timeout", item, problems),
+                        unknown => {
+                            let help = match did_you_mean(unknown, HOOK_COMMAND_KEYS) {
+                                Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                                None => format!(
+                                    "a command table accepts {}",
+                                    list_in_backticks(HOOK_COMMAND_KEYS)
+                                ),
+                            };
+                            problems.push(
+                                Problem::new(
+                                    ProblemKind::UnknownKey,
+                                    format!("unknown key `{unknown}` in a `{key}` command"),
+                                )
+                                .label(name.span(), "unknown key")
+                                .help(help),
+                            );
+                        }
+                    }
+                }
+                if !has_command {
+                    problems.push(
+                        bad_hook(format!("a `{key}` command table has no `command`"))
+                            .label(command.span(), "`command` missing")
+                            .help("give the program and its arguments: `{ command = [\"/usr/local/bin/repoint\"], timeout = 10 }`"),
+                    );
+                }
+            }
+            found => problems.push(
+                bad_hook(format!(
+                    "each `{key}` command must be an array of strings or a table, found {}",
+                    a(found)
+                ))
+                .label(command.span(), "not a command")
+                .help(match found {
+                    DeValue::String(_) => format!(
+                        "commands run without a shell: split it into its arguments, e.g. `{key} = [[\"/usr/local/bin/repoint\", \"--all\"]]`"
+                    ),
+                    _ => HOOK_FORMS.to_string(),
+                }),
+            ),
+        }
+    }
+}
+
+/// A non-empty array of strings whose first one (the program) is not empty.
+fn check_argv(key: &str, argv: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) {
+    let DeValue::Array(items) = argv.get_ref() else {
+        problems.push(
+            bad_hook(format!(
+                "a `{key}` command must be an array of strings, found {}",
+                a(argv.get_ref())
+            ))
+            .label(argv.span(), "not an argv array")
+            .help("commands run without a shell: write the program and each argument as its own string, e.g. `[\"/usr/local/bin/repoint\", \"--all\"]`"),
+        );
+        return;
+    };
+    if items.is_empty() {
+        problems.push(
+            bad_hook(format!("a `{key}` command is empty"))
+                .label(argv.span(), "no program")
+                .help("write the program first, then its arguments: `[\"/usr/local/bin/repoint\", \"--all\"]`"),
+        );
+        return;
+    }
+    for (index, item) in items.iter().enumerate() {
+        match item.get_ref() {
+            DeValue::String(program) if index == 0 && program.trim().is_empty() => problems.push(
+                bad_hook(format!("a `{key}` command has an empty program"))
+                    .label(item.span(), "empty program")
+                    .help("name the program to run, e.g. `/usr/local/bin/repoint`"),
+            ),
+            DeValue::String(_) => {}
+            found => problems.push(
+                bad_hook(format!(
+                    "arguments of a `{key}` command must be strings, found {}",
+                    a(found)
+                ))
+                .label(item.span(), "not a string")
+                .help("quote it: every argument is a string"),
+            ),
+        }
+    }
+}
+
 fn wrong_type(key: &str, span: Range<usize>, expect: Expect, found: &DeValue<'_>) -> Problem {
     let (expected, help) = match expect {
         Expect::String => (
@@ -338,7 +494,9 @@ fn wrong_type(key: &str, span: Range<usize>, expect: Expect, found: &DeValue<'_>
             "write each server as its own table: `[servers.NAME]` followed by `host = \"…\"`"
                 .to_string(),
         ),
-        Expect::Secret => unreachable!("secrets are checked by check_secret"),
+        Expect::Secret | Expect::HookTimeout | Expect::HookList => {
+            unreachable!("secrets and hooks have their own checks")
+        }
     };
     Problem::new(
         ProblemKind::WrongType,
@@ -401,5 +559,6 @@ mod tests {
         assert_eq!(shape_keys(&ACCESS), definition("Access"));
         assert_eq!(shape_keys(&DEFAULTS), definition("Defaults"));
         assert_eq!(shape_keys(&SERVER), definition("Server"));
+        assert_eq!(shape_keys(&HOOKS), definition("Hooks"));
     }
 }

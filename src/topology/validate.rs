@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 use super::diagnostics::{Problem, ProblemKind};
-use super::raw::{RawAccess, RawCluster, RawDefaults, RawServer, RawTopology};
+use super::raw::{RawAccess, RawCluster, RawDefaults, RawHooks, RawServer, RawTopology};
 use super::suggest::{did_you_mean, list_in_backticks};
 use super::{
-    Access, AgentTls, Cluster, Secret, Server, Topology, DEFAULT_AGENT_PORT,
-    DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_STREAM_PORT,
-    DEFAULT_SWITCHOVER_TIMEOUT,
+    Access, AgentTls, Cluster, HookCommand, HookEvent, Hooks, Secret, Server, Topology,
+    DEFAULT_AGENT_PORT, DEFAULT_HOOK_TIMEOUT, DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE,
+    DEFAULT_PORT, DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
 };
 
 /// Default admin account.
@@ -31,6 +31,7 @@ pub(crate) fn resolve(raw: RawTopology, base_dir: PathBuf) -> Result<Topology, V
     let mut problems = Vec::new();
     let cluster = resolve_cluster(&raw, &mut problems);
     let access = resolve_access(&raw.access, &mut problems);
+    let hooks = resolve_hooks(&raw.hooks);
     let servers = match &raw.servers {
         Some(servers) if !servers.get_ref().is_empty() => {
             let servers = servers.get_ref();
@@ -64,8 +65,57 @@ pub(crate) fn resolve(raw: RawTopology, base_dir: PathBuf) -> Result<Topology, V
         cluster,
         access,
         servers,
+        hooks,
         base_dir,
     })
+}
+
+/// Reads the hook lists, whose form `shape` has checked already.
+fn resolve_hooks(raw: &RawHooks) -> Hooks {
+    let default_timeout = raw
+        .timeout
+        .as_ref()
+        .map_or(DEFAULT_HOOK_TIMEOUT, |t| *t.get_ref());
+    let argv = |value: &toml::Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut hooks = Hooks::default();
+    for (key, list) in raw.lists() {
+        let (Some(event), Some(list)) = (HookEvent::from_name(key), list) else {
+            continue;
+        };
+        let commands = list
+            .get_ref()
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|command| match command {
+                toml::Value::Table(table) => HookCommand {
+                    argv: table.get("command").map(argv).unwrap_or_default(),
+                    timeout_seconds: table
+                        .get("timeout")
+                        .and_then(toml::Value::as_integer)
+                        .and_then(|t| u64::try_from(t).ok())
+                        .unwrap_or(default_timeout),
+                },
+                other => HookCommand {
+                    argv: argv(other),
+                    timeout_seconds: default_timeout,
+                },
+            })
+            .collect();
+        hooks.commands.insert(event, commands);
+    }
+    hooks
 }
 
 fn no_servers(span: Range<usize>, label: &str) -> Problem {

@@ -97,6 +97,20 @@ pub struct StepDocument {
     pub gtids_at_risk: Vec<String>,
     /// What the step will do, in order (the lines `plan` prints under it).
     pub details: Vec<String>,
+    /// The `[hooks]` commands that run before and after it (for a
+    /// `run-hook` step: the hook it runs again).
+    #[serde(default)]
+    pub hooks: Vec<HookDocument>,
+}
+
+/// One hook command of a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HookDocument {
+    /// `pre_switchover`, `post_switchover`, `pre_failover`, `post_failover` or `post_clone`.
+    pub hook: String,
+    /// Program and arguments, run without a shell.
+    pub command: Vec<String>,
+    pub timeout_seconds: u64,
 }
 
 /// A problem or warning of the plan.
@@ -119,6 +133,9 @@ pub struct SummaryDocument {
     /// start-replication steps that do not just finish a clone.
     pub start_replication: usize,
     pub set_read_only: usize,
+    /// Post hooks of an earlier apply that run again.
+    #[serde(default)]
+    pub run_hook: usize,
     pub destructive: usize,
     /// `Plan: 2 clone, 0 rechain, 0 switchover, 0 failover; 0 destructive.`
     pub line: String,

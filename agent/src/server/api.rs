@@ -20,7 +20,7 @@ use super::auth::{require_token, Token};
 use super::clone::jobs::Jobs;
 use super::clone::{self, CloneConfig};
 use super::facts::{self, HostInfo};
-use super::mysqld;
+use super::{metrics, mysqld};
 
 /// Shared by all requests.
 #[derive(Clone)]
@@ -73,6 +73,7 @@ pub fn router(state: AppState, token: Token) -> Router {
         .route(routes::CLONE_SEND, post(clone_send))
         .route(routes::CLONE_CONFIRM, post(confirm_clone))
         .route(routes::JOB, get(get_job))
+        .route(metrics::PATH, get(metrics::get_metrics))
         .fallback(not_found)
         // Layers added later wrap earlier ones: auth covers the fallback
         // too, and logging sees the 401s.

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use flipover_agent::logging::LogFormat;
 
 /// Environment variable holding the bearer token when no --token-file is given.
 pub const TOKEN_ENV: &str = "FLIPOVER_AGENT_TOKEN";
@@ -16,6 +17,26 @@ pub const TOKEN_ENV: &str = "FLIPOVER_AGENT_TOKEN";
              Usage: flipover-agent -c my.cnf -s service"
 )]
 pub struct Args {
+    /// TOML file of flags: keys are the long flag names (`listen =
+    /// "0.0.0.0:836"`, `token_file = "..."`, `supervise = true`). Flags on
+    /// the command line win over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log lines on stderr as text, or as JSON objects one per line.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Also serve GET /metrics (Prometheus) on this address, without the
+    /// bearer token and plain HTTP, and nothing else there. On the main
+    /// address /metrics needs the token like every route.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Write the man page flipover-agent.1 into DIR and exit (for packaging).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub write_man_page: Option<PathBuf>,
+
     /// The server's option file; the agent reads datadir, pid-file, socket
     /// and replication settings from it.
     #[arg(

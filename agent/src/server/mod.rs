@@ -1,9 +1,11 @@
 //! The agent's HTTP server: wiring of flags, token, host discovery and
 //! routes. Submodules hold one concept each:
 //! - `args`: command-line flags
+//! - `config_file`: `--config FILE`, flags written as TOML
 //! - `auth`: bearer token loading and checking
 //! - `api`: routes, shared state, error responses
 //! - `facts`: host discovery and the facts report
+//! - `metrics`: GET /metrics for Prometheus (also on --metrics-listen)
 //! - `mysqld`: starting/stopping mysqld (supervised or via the service manager)
 //! - `process`: /proc inspection (is a pid a live mysqld?)
 //! - `clone`: physical clones (backup stream, receive and send jobs)
@@ -13,7 +15,9 @@ pub mod api;
 pub mod args;
 pub mod auth;
 pub mod clone;
+pub mod config_file;
 pub mod facts;
+pub mod metrics;
 pub mod mysqld;
 pub mod process;
 pub mod tls;
@@ -123,6 +127,9 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
             addr: args.listen,
             source,
         })?;
+    if let Some(addr) = args.metrics_listen {
+        serve_metrics(addr, state.clone()).await?;
+    }
     match &tls {
         Some(_) => info!(addr = %args.listen, "listening (mutual TLS)"),
         None => {
@@ -155,6 +162,20 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
     // jobs put things back first (a restore includes a mysqld restart).
     jobs.shutdown(JOB_SHUTDOWN_TIMEOUT).await;
     info!("flipover-agent stopped (mysqld left as it is)");
+    Ok(())
+}
+
+/// Serves /metrics alone, unauthenticated, on `addr` until the process exits.
+async fn serve_metrics(addr: std::net::SocketAddr, state: AppState) -> Result<(), StartupError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Listen { addr, source })?;
+    info!(%addr, "serving /metrics without a token");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, metrics::router(state)).await {
+            error!(error = %e, "the metrics listener failed");
+        }
+    });
     Ok(())
 }
 

@@ -78,6 +78,10 @@ impl Job {
         inner.elapsed = Some(self.started.elapsed());
     }
 
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     pub fn is_running(&self) -> bool {
         self.lock().state == JobState::Running
     }
@@ -143,6 +147,16 @@ impl Jobs {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .cloned()
+    }
+
+    /// Every job since the agent started, in no particular order.
+    pub fn all(&self) -> Vec<Arc<Job>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The running job, if any (at most one runs: they hold the action lock).
