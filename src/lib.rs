@@ -3,6 +3,7 @@
 //! The library holds everything but terminal handling, which lives in `cli`
 //! (compiled into the `flipover` binary). See `ARCHITECTURE.md` for the map.
 
+pub mod certs;
 pub mod db;
 pub mod discover;
 pub mod executor;

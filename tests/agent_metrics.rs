@@ -70,11 +70,10 @@ async fn metrics_follow_the_real_servers() {
     let sandbox = TestSandbox::up(2);
     let token = sandbox.secret("agent.token");
     let client = |name: &str, token: &str| {
-        AgentClient::new(
-            &sandbox.host(name).agent_url(),
-            token,
-            Duration::from_secs(60),
-        )
+        sandbox
+            .host(name)
+            .agent_client(token, Duration::from_secs(60))
+            .unwrap()
     };
     let (db1, db2) = (client("db1", &token), client("db2", &token));
 
@@ -202,6 +201,8 @@ async fn metrics_listener_serves_only_metrics(sandbox: &TestSandbox, token: &str
         .arg(format!("--listen={api}"))
         .arg(format!("--stream-listen={stream}"))
         .arg(format!("--metrics-listen={open}"))
+        // Plain HTTP on the main address too, to show it still wants the token.
+        .arg("--insecure")
         .env("FLIPOVER_AGENT_TOKEN", token)
         .stdin(Stdio::null())
         .stderr(Stdio::null())

@@ -23,6 +23,8 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["sandbox", "up"],
     &["sandbox", "down"],
     &["sandbox", "status"],
+    &["certs"],
+    &["certs", "init"],
 ];
 
 fn help(subcommand: &[&str]) -> String {

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::{flipover, flipover_bin, TestSandbox};
 use flipover::observe::Observed;
-use flipover_agent::client::AgentClient;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
@@ -168,11 +167,10 @@ async fn killing_the_donor_mid_clone_puts_the_target_back() {
 
     // Wait until bytes arrive on the target, then kill the donor's agent and
     // everything it started (its process group: the agent and mariadb-backup).
-    let target = AgentClient::new(
-        &sandbox.host("db2").agent_url(),
-        &sandbox.secret("agent.token"),
-        Duration::from_secs(5),
-    );
+    let target = sandbox
+        .host("db2")
+        .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(5))
+        .unwrap();
     let started = Instant::now();
     let job = loop {
         assert!(

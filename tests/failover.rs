@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::writer::{app_endpoints, prepare_app_user, Writer};
 use common::{apply, flipover, observe, TestSandbox};
-use flipover_agent::client::AgentClient;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -124,11 +123,10 @@ async fn failover_keeps_every_received_write_and_the_old_primary_is_recloned() {
     );
 
     // db1 comes back, and takes a write nobody else has.
-    let agent = AgentClient::new(
-        &sandbox.host("db1").agent_url(),
-        &sandbox.secret("agent.token"),
-        Duration::from_secs(60),
-    );
+    let agent = sandbox
+        .host("db1")
+        .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(60))
+        .unwrap();
     assert!(agent.start_mysqld().await.unwrap().mysqld_running);
     let mut conn = sandbox.connect("db1").await;
     conn.execute("INSERT INTO shop.customers VALUES (9001, 'stray', 'stray@example.com')")

@@ -25,12 +25,15 @@ fn flipover_cmd(args: &[&str]) -> Output {
         .expect("flipover-cmd runs")
 }
 
-/// `flipover-cmd -m MODE ARGS… -U flipover -S … -r repl -c … --agent-token-file …`:
+/// `flipover-cmd -m MODE ARGS… -U flipover -S … -r repl -c … --agent-token-file …
+/// --agent-ca … --agent-cert … --agent-key …` (the sandbox's agents speak mutual TLS):
 /// exit status and stdout followed by stderr.
 fn run(sandbox: &TestSandbox, mode: &str, args: &[&str]) -> (Option<i32>, String) {
     let admin = sandbox.secret("admin.password");
     let repl = sandbox.secret("repl.password");
     let token = sandbox.dir.join("secrets/agent.token");
+    let tls = |file: &str| sandbox.dir.join("tls").join(file).display().to_string();
+    let (ca, cert, key) = (tls("ca.pem"), tls("flipover.pem"), tls("flipover-key.pem"));
     let mut all = vec!["-m", mode];
     all.extend_from_slice(args);
     all.extend_from_slice(&[
@@ -44,6 +47,12 @@ fn run(sandbox: &TestSandbox, mode: &str, args: &[&str]) -> (Option<i32>, String
         &repl,
         "--agent-token-file",
         token.to_str().unwrap(),
+        "--agent-ca",
+        &ca,
+        "--agent-cert",
+        &cert,
+        "--agent-key",
+        &key,
     ]);
     let output = flipover_cmd(&all);
     let text = format!(

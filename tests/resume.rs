@@ -24,11 +24,10 @@ async fn an_interrupted_apply_is_reported_and_the_next_one_finishes_it() {
     let agents: Vec<AgentClient> = ["db2", "db3"]
         .iter()
         .map(|n| {
-            AgentClient::new(
-                &sandbox.host(n).agent_url(),
-                &sandbox.secret("agent.token"),
-                Duration::from_secs(5),
-            )
+            sandbox
+                .host(n)
+                .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(5))
+                .unwrap()
         })
         .collect();
     let started = Instant::now();

@@ -125,22 +125,34 @@ async fn status_reports_a_replica_set_up_by_hand() {
 async fn wrong_agent_token_is_refused_and_mysqld_keeps_running() {
     let sandbox = TestSandbox::up(1);
     let host = sandbox.host("db1");
-    let intruder = AgentClient::new(&host.agent_url(), "not-the-token", Duration::from_secs(5));
+    let intruder = host
+        .agent_client("not-the-token", Duration::from_secs(5))
+        .unwrap();
     match intruder.stop_mysqld().await {
         Err(AgentError::Unauthorized { .. }) => {}
         other => panic!("expected 401, got {other:?}"),
     }
-    let empty = AgentClient::new(&host.agent_url(), "", Duration::from_secs(5));
+    let empty = host.agent_client("", Duration::from_secs(5)).unwrap();
     assert!(matches!(
         empty.facts().await,
         Err(AgentError::Unauthorized { .. })
     ));
-
-    let agent = AgentClient::new(
-        &host.agent_url(),
+    // The sandbox's agents speak mutual TLS: plain HTTP, even with the
+    // right token, gets no answer.
+    assert!(host.agent_url().starts_with("https://"));
+    let plain = AgentClient::new(
+        &host.agent_url().replacen("https://", "http://", 1),
         &sandbox.secret("agent.token"),
         Duration::from_secs(5),
     );
+    match plain.stop_mysqld().await {
+        Err(AgentError::Unreachable { .. }) => {}
+        other => panic!("expected no answer, got {other:?}"),
+    }
+
+    let agent = host
+        .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(5))
+        .unwrap();
     let facts = agent.facts().await.expect("the right token is accepted");
     assert!(facts.mysqld_running);
     assert_eq!(facts.settings.server_id, Some(1));
@@ -199,4 +211,41 @@ async fn a_killed_mysqld_is_reported_unreachable_and_the_rest_intact() {
         "{text}"
     );
     assert!(text.contains("agent: mysqld stopped"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insecure_sandbox_works_in_plaintext_and_plan_warns() {
+    let sandbox = TestSandbox::up_with(2, &["--insecure"]);
+    let topology = std::fs::read_to_string(sandbox.topology()).unwrap();
+    assert!(topology.contains("insecure = true"), "{topology}");
+    assert!(!topology.contains("client_cert"), "{topology}");
+    assert!(!sandbox.dir.join("tls").exists());
+
+    let host = sandbox.host("db1");
+    assert!(host.agent_url().starts_with("http://"));
+    let facts = host
+        .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(5))
+        .unwrap()
+        .facts()
+        .await
+        .unwrap();
+    assert!(facts.mysqld_running);
+
+    // flipover reaches the agents in plaintext (db2's agent reports an
+    // empty datadir, so the clone is planned) and warns about it.
+    let output = flipover(&["plan", "-f", &sandbox.topology_arg()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning: the agents are reached in plaintext"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("clone db2 from db1"), "{stdout}");
+
+    // The TLS sandbox's plan has no such warning.
+    let secure = TestSandbox::up(1);
+    let output = flipover(&["plan", "-f", &secure.topology_arg()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(!stdout.contains("plaintext"), "{stdout}");
 }

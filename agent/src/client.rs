@@ -10,6 +10,7 @@ use crate::protocol::{
     routes, CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest, ErrorBody, Facts,
     JobStatus, PROTOCOL_VERSION,
 };
+use crate::tls::Transport;
 
 /// Why a call to an agent failed; every variant names the agent so the
 /// operator knows which host to look at.
@@ -17,6 +18,8 @@ use crate::protocol::{
 pub enum AgentError {
     #[error("agent at {url} is unreachable: {message}")]
     Unreachable { url: String, message: String },
+    #[error("the TLS client settings are unusable: {message}")]
+    Tls { message: String },
     #[error("agent at {url} refused the token (401): check access.agent_token")]
     Unauthorized { url: String },
     #[error("agent at {url} is busy with another action or job (409): {message}")]
@@ -40,20 +43,34 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    /// `base_url` like "http://127.42.1.1:836"; `timeout` bounds each whole
-    /// request, so it must cover a mysqld start or stop.
+    /// A plaintext client: `base_url` like "http://127.42.1.1:836";
+    /// `timeout` bounds each whole request, so it must cover a mysqld start
+    /// or stop.
     pub fn new(base_url: &str, token: &str, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            // Only fails when the TLS backend or resolver cannot initialise,
-            // which cannot happen with this feature set.
-            .expect("building an HTTP client without TLS cannot fail");
-        AgentClient {
+        Self::over(&Transport::Plaintext, base_url, token, timeout)
+            .expect("building an HTTP client without TLS cannot fail")
+    }
+
+    /// A client over `transport`; `base_url` from [`Transport::agent_url`].
+    pub fn over(
+        transport: &Transport,
+        base_url: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<Self, AgentError> {
+        let mut builder = reqwest::Client::builder().timeout(timeout);
+        if let Transport::Tls(config) = transport {
+            // reqwest takes rustls's config by value.
+            builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(config));
+        }
+        let http = builder.build().map_err(|e| AgentError::Tls {
+            message: error_chain(&e),
+        })?;
+        Ok(AgentClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             token: token.to_string(),
             http,
-        }
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -166,9 +183,12 @@ impl AgentClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| AgentError::Unreachable {
-            url: self.base_url.clone(),
-            message: error_chain(&e),
+        let response = request.send().await.map_err(|e| {
+            let message = error_chain(&e);
+            AgentError::Unreachable {
+                url: self.base_url.clone(),
+                message: format!("{message}{}", tls_hint(&message)),
+            }
         })?;
         let status = response.status();
         let body = response
@@ -213,6 +233,21 @@ fn error_message(body: &[u8]) -> String {
         return "no error message".to_string();
     }
     text.chars().take(500).collect()
+}
+
+/// A refused handshake, or one side speaking TLS and the other not, reads
+/// as a connection error: say where to look.
+fn tls_hint(message: &str) -> &'static str {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("fatal alert") {
+        " (TLS refused: the agent accepts only client certificates of its --client-ca, and \
+         flipover only agent certificates of [access] ca naming the agent's host)"
+    } else if lower.contains("invalid http version") || lower.contains("corrupt message") {
+        " (one side speaks TLS and the other plaintext: check the agent's --insecure against \
+         [access] insecure)"
+    } else {
+        ""
+    }
 }
 
 /// reqwest's top-level message hides the useful part ("connection refused")

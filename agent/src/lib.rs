@@ -4,10 +4,14 @@
 //! and controls mysqld over HTTP/JSON. This library holds what both sides of
 //! that wire need: the wire types ([`protocol`]), a typed client
 //! ([`client::AgentClient`]) used by the `flipover` CLI, and the my.cnf parser
-//! ([`mycnf`]) the agent uses to learn where mysqld keeps its files, and the
-//! `--log-format` choice both binaries share ([`logging`]).
+//! ([`mycnf`]) the agent uses to learn where mysqld keeps its files, the
+//! `--log-format` choice both binaries share ([`logging`]), the TLS
+//! configurations of both sides ([`tls`]) and a small CA ([`pki`]) for
+//! users without one.
 
 pub mod client;
 pub mod logging;
 pub mod mycnf;
+pub mod pki;
 pub mod protocol;
+pub mod tls;

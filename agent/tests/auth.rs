@@ -31,15 +31,17 @@ async fn missing_token_gets_401() {
     let dir = tempfile::tempdir().unwrap();
     let conf = conf(dir.path());
     let agent = Agent::start(IP, &["-c", conf.to_str().unwrap()], Some(TOKEN));
-    // The library client always sends a token, so use plain HTTP here.
-    let response = reqwest::get(format!("{}/v1/facts", agent.url))
+    // The library client always sends a token, so use reqwest directly.
+    let response = common::raw_http()
+        .get(format!("{}/v1/facts", agent.url))
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
     let body: ErrorBody = response.json().await.unwrap();
     assert!(body.error.contains("missing"), "{}", body.error);
     // Actions are refused the same way.
-    let response = reqwest::Client::new()
+    let response = common::raw_http()
         .post(format!("{}/v1/mysqld/start", agent.url))
         .send()
         .await
@@ -120,7 +122,7 @@ async fn unknown_route_is_404_and_token_file_works() {
         Some("env-token-is-ignored"),
     );
     agent.client("from-file").facts().await.unwrap();
-    let response = reqwest::Client::new()
+    let response = common::raw_http()
         .get(format!("{}/v1/nope", agent.url))
         .bearer_auth("from-file")
         .send()

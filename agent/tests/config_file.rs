@@ -74,7 +74,7 @@ async fn agent_runs_from_its_config_file_and_logs_json() {
         &config,
         &format!(
             "listen = \"{IP}:{port}\"\ntoken_file = \"{d}/token\"\nconf = \"{d}/my.cnf\"\n\
-             stream-listen = \"{IP}:0\"\nlog_format = \"json\"\nsupervise = false\n",
+             stream-listen = \"{IP}:0\"\nlog_format = \"json\"\nsupervise = false\ninsecure = true\n",
             d = dir.path().display()
         ),
     );
@@ -104,7 +104,8 @@ async fn command_line_flags_win_over_the_file() {
     write(
         &config,
         &format!(
-            "listen = \"{IP}:1\"\ntoken-file = \"{d}/token\"\nconf = \"{d}/my.cnf\"\nlog-format = \"json\"\n",
+            "listen = \"{IP}:1\"\ntoken-file = \"{d}/token\"\nconf = \"{d}/my.cnf\"\nlog-format = \"json\"\n\
+             insecure = true\n",
             d = dir.path().display()
         ),
     );

@@ -152,6 +152,35 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     agent_token_file: Option<PathBuf>,
 
+    /// CA certificate (PEM) the agents' certificates chain to; with --agent-cert and
+    /// --agent-key the agents are reached over mutual TLS. Without the three, in plaintext
+    /// (agents started with --insecure), as the seed did
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FLIPOVER_AGENT_CA",
+        requires_all = ["agent_cert", "agent_key"]
+    )]
+    agent_ca: Option<PathBuf>,
+
+    /// flipover's client certificate (PEM) for the agents
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FLIPOVER_AGENT_CERT",
+        requires = "agent_ca"
+    )]
+    agent_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --agent-cert
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FLIPOVER_AGENT_KEY",
+        requires = "agent_ca"
+    )]
+    agent_key: Option<PathBuf>,
+
     #[command(flatten)]
     observe: cli::ObserveArgs,
 }
@@ -235,6 +264,11 @@ fn run(args: &Args, matches: &ArgMatches) -> miette::Result<i32> {
         slave_password: given(matches, "slave_secret").then(|| args.slave_secret.clone()),
         repl_user: args.repl_user.clone(),
         repl_password: args.repl_pass.clone(),
+        agent_tls: legacy::access::agent_tls(
+            args.agent_ca.as_deref(),
+            args.agent_cert.as_deref(),
+            args.agent_key.as_deref(),
+        ),
     };
     let token = legacy::agent_token(
         args.agent_token_file.as_deref(),

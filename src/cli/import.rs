@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flipover::discover::{self, Address, DiscoverOptions};
 use flipover::exit_codes;
-use flipover::topology::{self, Access, Secret};
+use flipover::topology::{self, Access, AgentTls, Secret};
 use miette::{Context, IntoDiagnostic};
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +61,7 @@ pub fn run(args: Args) -> miette::Result<i32> {
         repl_user: args.repl_user.clone(),
         repl_password: None,
         agent_token: None,
+        agent_tls: AgentTls::Unset,
     };
     let options = DiscoverOptions {
         connect_timeout: Duration::from_secs_f64(args.connect_timeout),
@@ -85,6 +86,8 @@ pub fn run(args: Args) -> miette::Result<i32> {
         agent_token: args
             .agent_token_file
             .map(|path| Secret::File(std::path::absolute(&path).unwrap_or(path))),
+        // The operator adds the agents' TLS files (or `insecure = true`).
+        agent_tls: AgentTls::Unset,
     };
     let text = format!(
         "# Imported by `flipover import` from {}: the replication tree as the servers describe it.\n\n{}",

@@ -2,6 +2,7 @@
 //! to the terminal; it turns library errors into miette reports with hints.
 
 pub mod apply;
+mod certs;
 mod completions;
 mod graph;
 mod import;
@@ -67,6 +68,9 @@ pub enum Command {
     /// Run a local playground of real MariaDB servers, each with its agent.
     #[command(subcommand)]
     Sandbox(sandbox::Command),
+    /// Make the certificates for TLS between flipover and its agents.
+    #[command(subcommand)]
+    Certs(certs::Command),
 }
 
 /// The `-f/--file` option shared by the commands that read a topology.
@@ -142,6 +146,7 @@ pub fn run(cli: Cli) -> miette::Result<i32> {
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Sandbox(command) => sandbox::run(command),
+        Command::Certs(command) => certs::run(command),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Show(args) => show::run(args),

@@ -13,6 +13,10 @@ pub enum Command {
         /// How many servers (db1 is the primary with sample data; the others start empty).
         #[arg(long, short = 'n', default_value_t = 3)]
         servers: usize,
+        /// Run the agents in plaintext (--insecure) instead of mutual TLS with certificates
+        /// made in DIR/tls/.
+        #[arg(long)]
+        insecure: bool,
         #[command(flatten)]
         dir: DirArg,
     },
@@ -38,8 +42,12 @@ pub struct DirArg {
 pub fn run(command: Command) -> miette::Result<i32> {
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     match command {
-        Command::Up { servers, dir } => {
-            let sandbox = runtime.block_on(sandbox::up(servers, &dir.dir))?;
+        Command::Up {
+            servers,
+            insecure,
+            dir,
+        } => {
+            let sandbox = runtime.block_on(sandbox::up(servers, &dir.dir, insecure))?;
             for host in &sandbox.state.hosts {
                 println!(
                     "{}  mysql {}:{}  agent {}:{}  {}",

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::topology::{Access, Secret, SecretError};
+use crate::topology::{Access, AgentTls, Secret, SecretError};
 
 /// Where the agents' token is read from without a token file (as the agent itself does).
 pub const AGENT_TOKEN_ENV: &str = "FLIPOVER_AGENT_TOKEN";
@@ -38,6 +38,8 @@ pub struct Flags {
     pub slave_password: Option<String>,
     pub repl_user: String,
     pub repl_password: String,
+    /// How to reach the agents (--agent-ca/--agent-cert/--agent-key).
+    pub agent_tls: AgentTls,
 }
 
 /// `[access]` from the flags and the agents' token.
@@ -61,7 +63,25 @@ pub fn access(flags: &Flags, agent_token: Option<Secret>) -> Result<Access, Acce
         repl_user: flags.repl_user.clone(),
         repl_password: Some(Secret::Literal(flags.repl_password.clone())),
         agent_token,
+        agent_tls: flags.agent_tls.clone(),
     })
+}
+
+/// The agents' TLS from --agent-ca/--agent-cert/--agent-key (clap makes
+/// them come together). Without them the agents are reached in plaintext,
+/// as the seed's were: its command lines keep working, and the plan warns.
+pub fn agent_tls(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> AgentTls {
+    match (ca, cert, key) {
+        (Some(ca), Some(cert), Some(key)) => {
+            let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            AgentTls::Files {
+                ca: absolute(ca),
+                client_cert: absolute(cert),
+                client_key: absolute(key),
+            }
+        }
+        _ => AgentTls::Insecure,
+    }
 }
 
 /// The agents' bearer token: the file's content (one trailing newline

@@ -221,6 +221,7 @@ mod tests {
                     repl_user: "repl".into(),
                     repl_password: None,
                     agent_token: None,
+                    agent_tls: crate::topology::AgentTls::Unset,
                 },
                 servers,
                 hooks: Default::default(),

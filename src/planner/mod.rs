@@ -43,6 +43,7 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     let mut plan = Plan::default();
     let tree = ObservedTree::from_observed(topology, observed);
     report_unfinished_applies(observed, &mut plan);
+    warn_plaintext_agents(topology, &mut plan);
     check_options(topology, options, &mut plan);
     let current = switchover::current_primary(topology, observed, &tree, &mut plan);
     // A primary being replaced is the switchover's or failover's business,
@@ -90,6 +91,24 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     // change of primary planned above.
     hooks::plan_pending_hooks(topology, observed, &mut plan);
     plan
+}
+
+/// Agents in plaintext can be driven by anyone who sees the token go by,
+/// and a clone's stream carries every row: say so in every plan.
+fn warn_plaintext_agents(topology: &Topology, plan: &mut Plan) {
+    if topology.access.agent_tls == crate::topology::AgentTls::Insecure {
+        plan.warning(
+            None,
+            "the agents are reached in plaintext (`insecure = true` in [access]): their API and \
+             backup streams travel unencrypted and unauthenticated but for the token"
+                .to_string(),
+            Some(
+                "make certificates with `flipover certs init`, start the agents with \
+                 --tls-cert/--tls-key/--client-ca and set ca, client_cert and client_key in [access]"
+                    .to_string(),
+            ),
+        );
+    }
 }
 
 /// An apply whose journal never recorded its end was interrupted (killed,

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flipover_agent::client::AgentClient;
-
 use super::process;
 use super::state::HostState;
 use super::SandboxError;
@@ -25,6 +23,8 @@ pub struct HostSetup<'a> {
     pub repl_user: &'a str,
     pub repl_password: &'a str,
     pub run_as_root: bool,
+    /// The sandbox's certificates; `None` runs the agent with --insecure.
+    pub tls_dir: Option<&'a Path>,
 }
 
 /// The settings replication needs, and small memory so a handful fit anywhere.
@@ -121,20 +121,34 @@ pub fn start_agent(setup: &HostSetup<'_>) -> Result<u32, SandboxError> {
         .append(true)
         .open(h.agent_log())
         .map_err(|e| SandboxError::io(format!("opening {}", h.agent_log().display()), e))?;
-    let child = process::spawn_detached(
-        Command::new(setup.agent_binary)
-            .arg("--conf")
-            .arg(h.my_cnf())
-            .arg("--supervise")
-            .arg("--listen")
-            .arg(format!("{}:{}", h.address, h.agent_port))
-            .arg("--stream-listen")
-            .arg(format!("{}:{}", h.address, h.stream_port))
-            .arg("--token-file")
-            .arg(setup.token_file),
-        log,
-    )
-    .map_err(|e| SandboxError::io(format!("starting {}", setup.agent_binary.display()), e))?;
+    let mut command = Command::new(setup.agent_binary);
+    command
+        .arg("--conf")
+        .arg(h.my_cnf())
+        .arg("--supervise")
+        .arg("--listen")
+        .arg(format!("{}:{}", h.address, h.agent_port))
+        .arg("--stream-listen")
+        .arg(format!("{}:{}", h.address, h.stream_port))
+        .arg("--token-file")
+        .arg(setup.token_file);
+    match setup.tls_dir {
+        Some(dir) => {
+            let files = crate::certs::host_files(dir, &h.address);
+            command
+                .arg("--tls-cert")
+                .arg(files.cert)
+                .arg("--tls-key")
+                .arg(files.key)
+                .arg("--client-ca")
+                .arg(dir.join(crate::certs::CA_CERT));
+        }
+        None => {
+            command.arg("--insecure");
+        }
+    }
+    let child = process::spawn_detached(&mut command, log)
+        .map_err(|e| SandboxError::io(format!("starting {}", setup.agent_binary.display()), e))?;
     std::fs::write(h.agent_pid_file(), format!("{child}\n"))
         .map_err(|e| SandboxError::io("writing agent.pid", e))?;
     Ok(child)
@@ -147,7 +161,9 @@ pub async fn wait_until_ready(
     timeout: Duration,
 ) -> Result<(), SandboxError> {
     let h = setup.host;
-    let client = AgentClient::new(&h.agent_url(), setup.token, Duration::from_secs(2));
+    let client = h
+        .agent_client(setup.token, Duration::from_secs(2))
+        .map_err(|e| SandboxError::Certs(e.to_string()))?;
     let started = Instant::now();
     loop {
         if !process::alive(agent_pid) {

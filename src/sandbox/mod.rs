@@ -15,7 +15,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flipover_agent::client::AgentClient;
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::db::DbError;
@@ -66,6 +65,10 @@ pub enum SandboxError {
     #[error("a sandbox has 1 to 250 servers, not {0}")]
     #[diagnostic(code(flipover::sandbox::size))]
     BadSize(usize),
+
+    #[error("cannot make the sandbox's certificates: {0}")]
+    #[diagnostic(code(flipover::sandbox::certs))]
+    Certs(String),
 
     #[error("no free address block 127.77.N.0/24 is left")]
     #[diagnostic(
@@ -143,7 +146,7 @@ pub fn check_tools() -> Result<(), SandboxError> {
 
 /// Creates and starts a sandbox of `servers` hosts in `dir`: the first is the
 /// primary with a sample database, the others are empty.
-pub async fn up(servers: usize, dir: &Path) -> Result<Sandbox, SandboxError> {
+pub async fn up(servers: usize, dir: &Path, insecure: bool) -> Result<Sandbox, SandboxError> {
     if !(1..=250).contains(&servers) {
         return Err(SandboxError::BadSize(servers));
     }
@@ -172,6 +175,7 @@ pub async fn up(servers: usize, dir: &Path) -> Result<Sandbox, SandboxError> {
             agent_port,
             stream_port,
             dir: dir.join(format!("db{i}")),
+            tls: !insecure,
         })
         .collect();
     let state = SandboxState { slot, hosts };
@@ -208,6 +212,15 @@ async fn start_hosts(
     let repl_password = write_secret(&secrets.join("repl.password"))?;
     let token_file = secrets.join("agent.token");
     let run_as_root = nix::unistd::geteuid().is_root();
+    // Mutual TLS unless --insecure: what `flipover certs init` makes, for
+    // the sandbox's addresses.
+    let tls_dir = dir.join(state::TLS_DIR);
+    let tls = state.hosts.first().is_some_and(|h| h.tls);
+    if tls {
+        let addresses: Vec<String> = state.hosts.iter().map(|h| h.address.clone()).collect();
+        crate::certs::init(&tls_dir, &addresses, true)
+            .map_err(|e| SandboxError::Certs(e.to_string()))?;
+    }
 
     let setups: Vec<HostSetup> = state
         .hosts
@@ -224,6 +237,7 @@ async fn start_hosts(
             repl_user: REPL_USER,
             repl_password: &repl_password,
             run_as_root,
+            tls_dir: tls.then_some(tls_dir.as_path()),
         })
         .collect();
 
@@ -305,7 +319,23 @@ pub fn render_topology(dir: &Path, state: &SandboxState) -> String {
         text,
         "repl_password = {{ file = \"secrets/repl.password\" }}"
     );
-    let _ = writeln!(text, "agent_token = {{ file = \"secrets/agent.token\" }}\n");
+    let _ = writeln!(text, "agent_token = {{ file = \"secrets/agent.token\" }}");
+    if state.hosts.first().is_some_and(|h| h.tls) {
+        let tls = state::TLS_DIR;
+        let _ = writeln!(text, "ca = \"{tls}/{}\"", crate::certs::CA_CERT);
+        let _ = writeln!(
+            text,
+            "client_cert = \"{tls}/{}\"",
+            crate::certs::CLIENT_CERT
+        );
+        let _ = writeln!(
+            text,
+            "client_key = \"{tls}/{}\"\n",
+            crate::certs::CLIENT_KEY
+        );
+    } else {
+        let _ = writeln!(text, "insecure = true\n");
+    }
     if let Some(first) = state.hosts.first() {
         let _ = writeln!(text, "[defaults]");
         let _ = writeln!(text, "port = {}", first.mysql_port);
@@ -351,9 +381,13 @@ async fn stop_hosts(state: &SandboxState) {
         .and_then(|h| std::fs::read_to_string(h.dir.parent()?.join("secrets/agent.token")).ok())
         .unwrap_or_default();
     let stops = state.hosts.iter().map(|host| {
-        let client = AgentClient::new(&host.agent_url(), token.trim(), Duration::from_secs(120));
+        let client = host.agent_client(token.trim(), Duration::from_secs(120));
         async move {
-            if let Err(err) = client.stop_mysqld().await {
+            let stopped = match client {
+                Ok(client) => client.stop_mysqld().await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = stopped {
                 tracing::debug!(
                     "{}: agent could not stop mysqld ({err}); signalling it",
                     host.name

@@ -2,8 +2,16 @@
 //! find it again. Only the sandbox module reads or writes it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use flipover_agent::client::{AgentClient, AgentError};
+use flipover_agent::tls::{TlsError, Transport};
 use serde::{Deserialize, Serialize};
+
+use crate::certs;
+
+/// The sandbox's certificates (`flipover certs init` of its addresses).
+pub const TLS_DIR: &str = "tls";
 
 pub const STATE_FILE: &str = "sandbox.json";
 
@@ -24,6 +32,10 @@ pub struct HostState {
     pub stream_port: u16,
     /// The host's directory: my.cnf, data/, tmp/, logs, pid files.
     pub dir: PathBuf,
+    /// Whether its agent serves mutual TLS with the certificates of
+    /// `DIR/tls/` (false with `sandbox up --insecure`).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl HostState {
@@ -45,8 +57,33 @@ impl HostState {
     pub fn agent_log(&self) -> PathBuf {
         self.dir.join("agent.log")
     }
+    /// The sandbox's certificate directory.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.dir.parent().unwrap_or(Path::new(".")).join(TLS_DIR)
+    }
+    /// How flipover reaches this host's agent: flipover's client
+    /// certificate of the sandbox CA, or plaintext.
+    pub fn transport(&self) -> Result<Transport, TlsError> {
+        if !self.tls {
+            return Ok(Transport::Plaintext);
+        }
+        let dir = self.tls_dir();
+        Transport::from_files(
+            &dir.join(certs::CA_CERT),
+            &dir.join(certs::CLIENT_CERT),
+            &dir.join(certs::CLIENT_KEY),
+        )
+    }
     pub fn agent_url(&self) -> String {
-        format!("http://{}:{}", self.address, self.agent_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.address, self.agent_port)
+    }
+    /// A client of this host's agent, as flipover reaches it.
+    pub fn agent_client(&self, token: &str, timeout: Duration) -> Result<AgentClient, AgentError> {
+        let transport = self.transport().map_err(|e| AgentError::Tls {
+            message: e.to_string(),
+        })?;
+        AgentClient::over(&transport, &self.agent_url(), token, timeout)
     }
 }
 

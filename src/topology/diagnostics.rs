@@ -160,6 +160,8 @@ pub enum ProblemKind {
     UnknownValue,
     /// A `[hooks]` list, command or timeout of the wrong form.
     BadHook,
+    /// Keys that exclude each other (`insecure = true` with TLS files).
+    ConflictingKeys,
     /// The file parsed but did not fit the raw types (a rule the checks above missed).
     InvalidValue,
 }
@@ -188,6 +190,7 @@ impl ProblemKind {
             ProblemKind::NegativeSeconds => "negative_seconds",
             ProblemKind::UnknownValue => "unknown_value",
             ProblemKind::BadHook => "bad_hook",
+            ProblemKind::ConflictingKeys => "conflicting_keys",
             ProblemKind::InvalidValue => "invalid_value",
         }
     }

@@ -99,6 +99,42 @@ pub struct Access {
     pub repl_user: String,
     pub repl_password: Option<Secret>,
     pub agent_token: Option<Secret>,
+    /// How flipover reaches the agents.
+    pub agent_tls: AgentTls,
+}
+
+/// How flipover talks to the agents (`[access]` ca/client_cert/client_key
+/// or `insecure`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentTls {
+    /// Mutual TLS; relative paths against the topology file's directory.
+    Files {
+        ca: PathBuf,
+        client_cert: PathBuf,
+        client_key: PathBuf,
+    },
+    /// Plaintext HTTP, asked for explicitly (`insecure = true`).
+    Insecure,
+    /// Neither: flipover refuses to talk to agents.
+    #[default]
+    Unset,
+}
+
+/// Why flipover cannot talk to the agents.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentAccessError {
+    #[error(
+        "no TLS settings for the agents: set `ca`, `client_cert` and `client_key` in [access] \
+         (`flipover certs init` makes them), or `insecure = true` for agents started with --insecure"
+    )]
+    NoTls,
+    #[error(transparent)]
+    Tls(#[from] flipover_agent::tls::TlsError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("{0}")]
+    Client(String),
 }
 
 /// When a hook runs: before or after a step of some kind.
@@ -265,6 +301,25 @@ impl Topology {
             .values()
             .find(|s| s.source.is_none())
             .expect("a validated topology has exactly one primary")
+    }
+
+    /// How to reach the agents: TLS settings read from their files, or
+    /// plaintext when the file says `insecure = true`.
+    pub fn agent_transport(&self) -> Result<flipover_agent::tls::Transport, AgentAccessError> {
+        use flipover_agent::tls::Transport;
+        match &self.access.agent_tls {
+            AgentTls::Files {
+                ca,
+                client_cert,
+                client_key,
+            } => Ok(Transport::from_files(
+                &self.base_dir.join(ca),
+                &self.base_dir.join(client_cert),
+                &self.base_dir.join(client_key),
+            )?),
+            AgentTls::Insecure => Ok(Transport::Plaintext),
+            AgentTls::Unset => Err(AgentAccessError::NoTls),
+        }
     }
 
     /// Resolves an optional secret; `None` resolves to the empty string.

@@ -114,6 +114,26 @@ pub struct RawAccess {
     #[serde(default)]
     #[schemars(with = "SecretSchema")]
     pub agent_token: Option<Spanned<toml::Value>>,
+    /// CA certificate (PEM file, relative to the topology file) the agents'
+    /// certificates must chain to. With `client_cert` and `client_key`,
+    /// flipover talks to the agents over mutual TLS.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1))]
+    pub ca: Option<Spanned<String>>,
+    /// flipover's client certificate for the agents (PEM file, relative to
+    /// the topology file), issued by the agents' client CA.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1))]
+    pub client_cert: Option<Spanned<String>>,
+    /// The private key of `client_cert` (PEM file, relative to the topology file).
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1))]
+    pub client_key: Option<Spanned<String>>,
+    /// Talk to the agents in plaintext HTTP (agents started with
+    /// `--insecure`). Only for trusted networks; `plan` warns about it.
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    pub insecure: Option<Spanned<bool>>,
 }
 
 /// Defaults for every per-server key that has one.

@@ -91,6 +91,10 @@ static ACCESS: TableShape = TableShape {
         ("repl_user", Expect::String),
         ("repl_password", Expect::Secret),
         ("agent_token", Expect::Secret),
+        ("ca", Expect::String),
+        ("client_cert", Expect::String),
+        ("client_key", Expect::String),
+        ("insecure", Expect::Bool),
     ],
 };
 

@@ -12,7 +12,7 @@ use super::diagnostics::{Problem, ProblemKind};
 use super::raw::{RawAccess, RawCluster, RawDefaults, RawHooks, RawServer, RawTopology};
 use super::suggest::{did_you_mean, list_in_backticks};
 use super::{
-    Access, Cluster, Durability, HookCommand, HookEvent, Hooks, Secret, Server, Topology,
+    Access, AgentTls, Cluster, Durability, HookCommand, HookEvent, Hooks, Secret, Server, Topology,
     DEFAULT_AGENT_PORT, DEFAULT_HOOK_TIMEOUT, DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE,
     DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT, DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
 };
@@ -189,6 +189,71 @@ fn resolve_access(raw: &RawAccess, problems: &mut Vec<Problem>) -> Access {
         repl_user: user(&raw.repl_user, "repl_user", DEFAULT_REPL_USER, problems),
         repl_password: secret(raw.repl_password.as_ref(), problems),
         agent_token: secret(raw.agent_token.as_ref(), problems),
+        agent_tls: agent_tls(raw, problems),
+    }
+}
+
+/// TLS to the agents needs all three files; plaintext must be asked for
+/// and cannot be mixed with them.
+fn agent_tls(raw: &RawAccess, problems: &mut Vec<Problem>) -> AgentTls {
+    let files = [
+        ("ca", &raw.ca),
+        ("client_cert", &raw.client_cert),
+        ("client_key", &raw.client_key),
+    ];
+    let given: Vec<_> = files
+        .iter()
+        .filter_map(|(key, value)| value.as_ref().map(|v| (*key, v)))
+        .collect();
+    let insecure = raw.insecure.as_ref().filter(|i| *i.get_ref());
+    if let (Some(insecure), Some((key, value))) = (insecure, given.first()) {
+        problems.push(
+            Problem::new(
+                ProblemKind::ConflictingKeys,
+                format!("`insecure = true` and `{key}` exclude each other"),
+            )
+            .label(insecure.span(), "plaintext asked for here")
+            .label(value.span(), "TLS asked for here")
+            .help(
+                "remove `insecure` to talk to the agents over TLS, or the TLS files for plaintext",
+            ),
+        );
+        return AgentTls::Unset;
+    }
+    if insecure.is_some() {
+        return AgentTls::Insecure;
+    }
+    if given.is_empty() {
+        return AgentTls::Unset;
+    }
+    if given.len() < files.len() {
+        let missing: Vec<_> = files
+            .iter()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        let (key, value) = given[0];
+        problems.push(
+            Problem::new(
+                ProblemKind::MissingKey,
+                format!("`[access]` has `{key}` but not {}", list_in_backticks(missing.iter().copied())),
+            )
+            .label(value.span(), "TLS to the agents starts here")
+            .help("TLS to the agents needs `ca`, `client_cert` and `client_key` (`flipover certs init` makes them)"),
+        );
+        return AgentTls::Unset;
+    }
+    let path = |value: &Option<Spanned<String>>, key, problems: &mut Vec<Problem>| {
+        PathBuf::from(non_empty(
+            value.as_ref().expect("all three given"),
+            key,
+            problems,
+        ))
+    };
+    AgentTls::Files {
+        ca: path(&raw.ca, "ca", problems),
+        client_cert: path(&raw.client_cert, "client_cert", problems),
+        client_key: path(&raw.client_key, "client_key", problems),
     }
 }
 
@@ -662,6 +727,7 @@ mod tests {
                 repl_user: "repl".into(),
                 repl_password: None,
                 agent_token: None,
+                agent_tls: AgentTls::Unset,
             }
         );
         let explicit = topology(
@@ -674,6 +740,9 @@ mod tests {
             repl_user = "replicator"
             repl_password = { env = "REPL_PASSWORD" }
             agent_token = { file = "secrets/agent.token" }
+            ca = "tls/ca.pem"
+            client_cert = "tls/flipover.pem"
+            client_key = "tls/flipover-key.pem"
             [servers.db1]
             host = "h"
             "#,
@@ -686,8 +755,17 @@ mod tests {
                 repl_user: "replicator".into(),
                 repl_password: Some(Secret::Env("REPL_PASSWORD".into())),
                 agent_token: Some(Secret::File("secrets/agent.token".into())),
+                agent_tls: AgentTls::Files {
+                    ca: "tls/ca.pem".into(),
+                    client_cert: "tls/flipover.pem".into(),
+                    client_key: "tls/flipover-key.pem".into(),
+                },
             }
         );
+        let insecure = topology(
+            "[cluster]\nname = \"shop\"\n[access]\ninsecure = true\n[servers.db1]\nhost = \"h\"\n",
+        );
+        assert_eq!(insecure.access.agent_tls, AgentTls::Insecure);
     }
 
     #[test]

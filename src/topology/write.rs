@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::model::{
-    Durability, Secret, Topology, DEFAULT_AGENT_PORT, DEFAULT_MAX_REPLICA_LAG,
+    AgentTls, Durability, Secret, Topology, DEFAULT_AGENT_PORT, DEFAULT_MAX_REPLICA_LAG,
     DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT, DEFAULT_STREAM_PORT,
     DEFAULT_SWITCHOVER_TIMEOUT,
 };
@@ -52,6 +52,25 @@ pub fn to_toml(topology: &Topology) -> String {
     }
     if let Some(secret) = &access.agent_token {
         let _ = writeln!(out, "agent_token = {}", secret_toml(secret));
+    }
+    match &access.agent_tls {
+        AgentTls::Files {
+            ca,
+            client_cert,
+            client_key,
+        } => {
+            for (key, path) in [
+                ("ca", ca),
+                ("client_cert", client_cert),
+                ("client_key", client_key),
+            ] {
+                let _ = writeln!(out, "{key} = {}", quoted(&path.display().to_string()));
+            }
+        }
+        AgentTls::Insecure => {
+            let _ = writeln!(out, "insecure = true");
+        }
+        AgentTls::Unset => {}
     }
     for server in topology.servers.values() {
         let _ = writeln!(

@@ -80,19 +80,29 @@ pub struct TestSandbox {
 impl TestSandbox {
     /// `flipover sandbox up --servers N` in a fresh temporary directory.
     pub fn up(servers: usize) -> TestSandbox {
+        Self::up_with(servers, &[])
+    }
+
+    /// `flipover sandbox up --servers N EXTRA…` in a fresh temporary directory.
+    pub fn up_with(servers: usize, extra: &[&str]) -> TestSandbox {
         let tmp = tempfile::Builder::new()
             .prefix("fo-sb")
             .tempdir_in("/tmp")
             .expect("tempdir");
         let dir = tmp.path().join("sb");
-        let output = flipover(&[
-            "sandbox",
-            "up",
-            "--servers",
-            &servers.to_string(),
-            "--dir",
-            dir.to_str().unwrap(),
-        ]);
+        let output = flipover(
+            &[
+                "sandbox",
+                "up",
+                "--servers",
+                &servers.to_string(),
+                "--dir",
+                dir.to_str().unwrap(),
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
+        );
         assert!(
             output.status.success(),
             "sandbox up failed:\nstdout:\n{}\nstderr:\n{}",

@@ -87,6 +87,33 @@ pub struct Args {
     /// trimmed). Without it no password is passed.
     #[arg(long, value_name = "FILE")]
     pub backup_password_file: Option<PathBuf>,
+
+    /// This host's certificate (PEM, chain allowed) for the API and the
+    /// stream port. It needs the serverAuth and clientAuth extended key
+    /// usages: as a donor the agent is the TLS client of the target agent.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires_all = ["tls_key", "client_ca"],
+        conflicts_with = "insecure"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificate(s) (PEM): only clients whose certificate chains to
+    /// one of them get an answer, on the API and on the stream port. As a
+    /// donor the agent also checks the target agent's certificate against it.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+
+    /// Serve the API and the stream in plaintext, without TLS. Anyone who
+    /// can reach the ports and learns the token can stop mysqld or read a
+    /// backup: only for trusted networks and tests.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Port of the backup stream when --stream-listen is not given.

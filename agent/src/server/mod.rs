@@ -9,6 +9,7 @@
 //! - `mysqld`: starting/stopping mysqld (supervised or via the service manager)
 //! - `process`: /proc inspection (is a pid a live mysqld?)
 //! - `clone`: physical clones (backup stream, receive and send jobs)
+//! - `tls`: the TLS listener of the API and the stream's TLS ends
 
 pub mod api;
 pub mod args;
@@ -19,6 +20,7 @@ pub mod facts;
 pub mod metrics;
 pub mod mysqld;
 pub mod process;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +54,13 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "no TLS settings: give --tls-cert, --tls-key and --client-ca (`flipover certs init` \
+         makes them), or --insecure to serve in plaintext on a trusted network"
+    )]
+    NoTls,
+    #[error(transparent)]
+    Tls(#[from] flipover_agent::tls::TlsError),
     #[error("serving HTTP failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -67,6 +76,12 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         TOKEN_ENV,
         std::env::var(TOKEN_ENV).ok(),
     )?;
+    let tls = match (&args.tls_cert, &args.tls_key, &args.client_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(tls::ServerTls::load(cert, key, ca)?),
+        // clap requires all three together.
+        _ if !args.insecure => return Err(StartupError::NoTls),
+        _ => None,
+    };
     let conf_path = std::path::absolute(&args.conf).map_err(|source| StartupError::ConfPath {
         path: args.conf.clone(),
         source,
@@ -109,6 +124,7 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         stream_listen: args.stream_listen(),
         backup_user: args.backup_user.clone(),
         backup_password,
+        tls: tls.clone(),
     };
     info!(stream_listen = %clone.stream_listen, backup_user = %clone.backup_user, "clone settings");
     let state = AppState::new(host, clone);
@@ -121,17 +137,34 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
     if let Some(addr) = args.metrics_listen {
         serve_metrics(addr, state.clone()).await?;
     }
-    info!(addr = %args.listen, "listening");
+    match &tls {
+        Some(_) => info!(addr = %args.listen, "listening (mutual TLS)"),
+        None => {
+            warn!(addr = %args.listen, "listening in PLAINTEXT (--insecure): API and backup stream are unencrypted")
+        }
+    }
 
     if args.supervise {
         autostart(state.clone());
     }
 
     let jobs = state.jobs.clone();
-    axum::serve(listener, api::router(state, token))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(StartupError::Serve)?;
+    let router = api::router(state, token);
+    match tls {
+        Some(tls) => {
+            let listener =
+                tls::TlsListener::new(listener, tls.acceptor).map_err(StartupError::Serve)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .map_err(StartupError::Serve)?;
     // A clone half done would leave the host without its datadir: let the
     // jobs put things back first (a restore includes a mysqld restart).
     jobs.shutdown(JOB_SHUTDOWN_TIMEOUT).await;

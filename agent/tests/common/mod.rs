@@ -3,12 +3,17 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod host;
+
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use flipover_agent::client::AgentClient;
+use flipover_agent::pki::{Authority, Role};
+use flipover_agent::tls::Transport;
 
 pub const TOKEN: &str = "test-token-7f3a";
 
@@ -21,15 +26,89 @@ pub fn free_port(ip: Ipv4Addr) -> u16 {
         .port()
 }
 
+/// The test run's certificate authority (made once per test binary) and
+/// the files it issued: agents get a host certificate for their IP,
+/// clients the `flipover` client certificate.
+pub struct Pki {
+    dir: tempfile::TempDir,
+    authority: Authority,
+    pub ca: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+pub fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| Pki::generate("flipover test CA"))
+}
+
+impl Pki {
+    /// A new CA in its own temp dir, with a client certificate.
+    pub fn generate(name: &str) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let authority = Authority::generate(name).unwrap();
+        let ca = dir.path().join("ca.pem");
+        write(&ca, authority.cert_pem());
+        let client = authority.issue("flipover", &[], Role::Client).unwrap();
+        let (client_cert, client_key) = (
+            dir.path().join("flipover.pem"),
+            dir.path().join("flipover-key.pem"),
+        );
+        write(&client_cert, &client.cert_pem);
+        write(&client_key, &client.key_pem);
+        Pki {
+            dir,
+            authority,
+            ca,
+            client_cert,
+            client_key,
+        }
+    }
+
+    /// A certificate and key for `name` (an IP or host name) with `role`,
+    /// written under `file_stem` in the CA's directory.
+    pub fn issue(&self, file_stem: &str, name: &str, role: Role) -> (PathBuf, PathBuf) {
+        let issued = self
+            .authority
+            .issue(name, &[name.to_string()], role)
+            .unwrap();
+        let cert = self.dir.path().join(format!("{file_stem}.pem"));
+        let key = self.dir.path().join(format!("{file_stem}-key.pem"));
+        write(&cert, &issued.cert_pem);
+        write(&key, &issued.key_pem);
+        (cert, key)
+    }
+
+    /// How flipover reaches agents of this CA: its client certificate.
+    pub fn transport(&self) -> Transport {
+        Transport::from_files(&self.ca, &self.client_cert, &self.client_key).unwrap()
+    }
+}
+
+/// A plain reqwest client with the test CA's client certificate, for
+/// requests the library client cannot make (no token, unknown routes).
+pub fn raw_http() -> reqwest::Client {
+    let Transport::Tls(config) = pki().transport() else {
+        unreachable!()
+    };
+    reqwest::Client::builder()
+        .use_preconfigured_tls(rustls::ClientConfig::clone(&config))
+        .build()
+        .unwrap()
+}
+
 /// The agent binary, killed on drop so a failing test leaves nothing behind.
 pub struct Agent {
     pub child: Child,
     pub url: String,
+    pub transport: Transport,
 }
 
 impl Agent {
     /// Starts `flipover-agent` on `ip` with `args`, the token in
-    /// FLIPOVER_AGENT_TOKEN, and waits until it accepts connections.
+    /// FLIPOVER_AGENT_TOKEN, and waits until it accepts connections. The
+    /// agent gets a host certificate of the test CA for `ip` unless `args`
+    /// has `--insecure` or its own `--tls-cert`.
     pub fn start(ip: Ipv4Addr, args: &[&str], token: Option<&str>) -> Agent {
         let port = free_port(ip);
         let mut command = Command::new(env!("CARGO_BIN_EXE_flipover-agent"));
@@ -39,6 +118,25 @@ impl Agent {
             .arg(format!("{ip}:{port}"))
             .env_remove("FLIPOVER_AGENT_TOKEN")
             .stdin(Stdio::null());
+        let own_tls = args
+            .iter()
+            .any(|a| *a == "--insecure" || *a == "--tls-cert");
+        let transport = if args.contains(&"--insecure") {
+            Transport::Plaintext
+        } else {
+            pki().transport()
+        };
+        if !own_tls {
+            let (cert, key) =
+                pki().issue(&format!("agent-{ip}-{port}"), &ip.to_string(), Role::Host);
+            command
+                .arg("--tls-cert")
+                .arg(cert)
+                .arg("--tls-key")
+                .arg(key)
+                .arg("--client-ca")
+                .arg(&pki().ca);
+        }
         if let Some(token) = token {
             command.env("FLIPOVER_AGENT_TOKEN", token);
         }
@@ -56,12 +154,13 @@ impl Agent {
         }
         Agent {
             child,
-            url: format!("http://{ip}:{port}"),
+            url: transport.agent_url(&ip.to_string(), port),
+            transport,
         }
     }
 
     pub fn client(&self, token: &str) -> AgentClient {
-        AgentClient::new(&self.url, token, Duration::from_secs(90))
+        AgentClient::over(&self.transport, &self.url, token, Duration::from_secs(90)).unwrap()
     }
 }
 
@@ -75,4 +174,28 @@ impl Drop for Agent {
 /// Writes `text` to `path`.
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// A TLS connection to an agent's stream port as a donor would open it:
+/// checking the agent against `ca` and presenting `identity` (certificate
+/// and key files), or no certificate at all.
+pub async fn tls_connect(
+    addr: std::net::SocketAddr,
+    identity: Option<(&Path, &Path)>,
+    ca: &Path,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use flipover_agent::tls::{
+        client_config, client_config_without_certificate, read_roots, Identity,
+    };
+    let roots = read_roots(ca).unwrap();
+    let config = match identity {
+        Some((cert, key)) => client_config(Identity::from_files(cert, key).unwrap(), roots),
+        None => client_config_without_certificate(roots),
+    }
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
 }

@@ -29,6 +29,9 @@ pub struct CloneConfig {
     /// Account the backup tool connects as on a donor.
     pub backup_user: String,
     pub backup_password: Option<String>,
+    /// The stream's TLS (as target: acceptor; as donor: connector); `None`
+    /// only with --insecure.
+    pub tls: Option<crate::server::tls::ServerTls>,
 }
 
 impl std::fmt::Debug for CloneConfig {
@@ -40,6 +43,7 @@ impl std::fmt::Debug for CloneConfig {
                 "backup_password",
                 &self.backup_password.as_ref().map(|_| "<redacted>"),
             )
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }

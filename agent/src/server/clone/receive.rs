@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flipover_agent::protocol::{CloneReceiveRequest, CloneResult, JobKind, JobStatus};
-use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, BufReader};
+use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::sync::OwnedMutexGuard;
+use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 use super::backup_tool::{self, parse_binlog_info, BinlogInfo, ToolFailed, Tools};
@@ -26,8 +27,12 @@ use crate::server::process::running_mysqld_pid;
 
 /// How long the target waits for a donor with the right token.
 const DONOR_TIMEOUT: Duration = Duration::from_secs(120);
-/// A connection must say who it is quickly; the listener serves one at a time.
+/// A connection must say who it is quickly (TLS handshake and header); the
+/// listener serves one at a time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The donor's connection, TLS or (with --insecure) plain TCP.
+type DonorStream = BufReader<Box<dyn AsyncRead + Send + Unpin>>;
 /// Headroom on top of the donor's size: 10% plus this.
 const SPARE_BYTES: u128 = 64 << 20;
 /// Memory for `--prepare`: more is faster, and the target's mysqld is down.
@@ -83,6 +88,8 @@ struct Receive {
     listener: TcpListener,
     addr: SocketAddr,
     token: String,
+    /// `None` only with --insecure.
+    tls: Option<TlsAcceptor>,
     checked: Checked,
 }
 
@@ -110,6 +117,7 @@ pub async fn start(state: &AppState, request: CloneReceiveRequest) -> Result<Job
         listener,
         addr,
         token: request.stream_token,
+        tls: state.clone.tls.as_ref().map(|t| t.acceptor.clone()),
         checked,
     };
     state.jobs.spawn(run(receive, guard));
@@ -216,7 +224,7 @@ async fn forward(r: &Receive, undo: &mut Undo) -> Result<CloneResult, ReceiveErr
     // 3. wait for the donor
     r.job.set_phase("waiting for the donor");
     let mut donor = tokio::select! {
-        donor = accept_donor(&r.listener, r.addr, &r.token) => donor?,
+        donor = accept_donor(&r.listener, r.addr, r.tls.as_ref(), &r.token) => donor?,
         _ = r.jobs.cancelled() => return Err(ReceiveError::ShuttingDown),
     };
     // 4. receive and unpack
@@ -246,13 +254,15 @@ async fn forward(r: &Receive, undo: &mut Undo) -> Result<CloneResult, ReceiveErr
     })
 }
 
-/// Accepts connections until one presents the token; strangers and wrong
-/// tokens are dropped (and logged), the wait goes on.
+/// Accepts connections until one presents the token (after a TLS handshake
+/// with a certificate from the CA, unless --insecure); strangers, failed
+/// handshakes and wrong tokens are dropped (and logged), the wait goes on.
 async fn accept_donor(
     listener: &TcpListener,
     addr: SocketAddr,
+    tls: Option<&TlsAcceptor>,
     token: &str,
-) -> Result<BufReader<TcpStream>, ReceiveError> {
+) -> Result<DonorStream, ReceiveError> {
     let deadline = tokio::time::Instant::now() + DONOR_TIMEOUT;
     loop {
         let accepted = tokio::time::timeout_at(deadline, listener.accept())
@@ -268,16 +278,31 @@ async fn accept_donor(
                 continue;
             }
         };
-        let mut reader = BufReader::with_capacity(4 + CHUNK, socket);
-        match tokio::time::timeout(HEADER_TIMEOUT, stream::read_header(&mut reader, token)).await {
-            Ok(Ok(true)) => {
+        let introduced = async {
+            let socket: Box<dyn AsyncRead + Send + Unpin> = match tls {
+                Some(acceptor) => Box::new(
+                    acceptor
+                        .accept(socket)
+                        .await
+                        .map_err(|e| format!("TLS handshake failed: {e}"))?,
+                ),
+                None => Box::new(socket),
+            };
+            let mut reader = BufReader::with_capacity(4 + CHUNK, socket);
+            let right = stream::read_header(&mut reader, token)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((right, reader))
+        };
+        match tokio::time::timeout(HEADER_TIMEOUT, introduced).await {
+            Ok(Ok((true, reader))) => {
                 info!(%peer, "donor connected");
                 return Ok(reader);
             }
-            Ok(Ok(false)) => warn!(%peer, "wrong stream token; dropping the connection"),
-            Ok(Err(e)) => warn!(%peer, error = %e, "bad stream header; dropping the connection"),
+            Ok(Ok((false, _))) => warn!(%peer, "wrong stream token; dropping the connection"),
+            Ok(Err(e)) => warn!(%peer, error = %e, "refusing a stream connection"),
             Err(_) => {
-                warn!(%peer, "no stream header within {}s; dropping the connection", HEADER_TIMEOUT.as_secs())
+                warn!(%peer, "no handshake and stream header within {}s; dropping the connection", HEADER_TIMEOUT.as_secs())
             }
         }
     }
@@ -286,11 +311,7 @@ async fn accept_donor(
 /// Pipes the stream into `mbstream -x -C <datadir>`; the unpacker is killed
 /// (and waited for) on any failure so nothing writes into the datadir
 /// while it is being removed.
-async fn unpack(
-    r: &Receive,
-    donor: &mut BufReader<TcpStream>,
-    dir: &Path,
-) -> Result<u64, ReceiveError> {
+async fn unpack(r: &Receive, donor: &mut DonorStream, dir: &Path) -> Result<u64, ReceiveError> {
     let program = &r.checked.unpack;
     let mut command = Command::new(program);
     command.arg("-x").arg("-C").arg(dir);

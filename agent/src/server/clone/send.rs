@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flipover_agent::protocol::{CloneSendRequest, JobKind, JobStatus};
-use tokio::io::AsyncWriteExt;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 use tokio::sync::OwnedMutexGuard;
@@ -137,13 +138,33 @@ async fn stream_backup(s: &Send) -> Result<(), SendJobError> {
         addr: addr.clone(),
         message,
     };
-    let mut conn = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((s.request.target_host.as_str(), s.request.target_stream_port)),
-    )
-    .await
-    .map_err(|_| connect_error(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))?
-    .map_err(|e| connect_error(e.to_string()))?;
+    let connect = async {
+        let tcp =
+            TcpStream::connect((s.request.target_host.as_str(), s.request.target_stream_port))
+                .await
+                .map_err(|e| e.to_string())?;
+        // The donor is the TLS client: it checks the target's certificate
+        // against the CA and presents its own host certificate.
+        let conn: Box<dyn AsyncWrite + std::marker::Send + Unpin> = match &s.config.tls {
+            Some(tls) => {
+                let name = ServerName::try_from(s.request.target_host.clone()).map_err(|e| {
+                    format!("`{}` is not a TLS server name: {e}", s.request.target_host)
+                })?;
+                Box::new(
+                    tls.connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| format!("TLS handshake failed: {e}"))?,
+                )
+            }
+            None => Box::new(tcp),
+        };
+        Ok::<_, String>(conn)
+    };
+    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| connect_error(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))?
+        .map_err(connect_error)?;
     stream::write_header(&mut conn, &s.request.stream_token)
         .await
         .map_err(|e| connect_error(e.to_string()))?;

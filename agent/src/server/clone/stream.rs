@@ -128,8 +128,12 @@ where
 {
     let mut buf = Vec::with_capacity(CHUNK);
     let mut received = 0u64;
+    // A reset is a donor gone as much as an early EOF is.
     let truncated = |e: std::io::Error, received| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+        ) {
             StreamError::Truncated { received }
         } else {
             StreamError::Network(e)
