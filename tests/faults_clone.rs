@@ -21,11 +21,10 @@ use flipover_agent::client::AgentClient;
 const ALL: [&str; 3] = ["db1", "db2", "db3"];
 
 fn agent(sandbox: &TestSandbox, name: &str) -> AgentClient {
-    AgentClient::new(
-        &sandbox.host(name).agent_url(),
-        &sandbox.secret("agent.token"),
-        Duration::from_secs(5),
-    )
+    sandbox
+        .host(name)
+        .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(5))
+        .expect("agent client")
 }
 
 /// Waits until `name`'s agent runs no job (a clone carries on without flipover).

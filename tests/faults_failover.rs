@@ -19,7 +19,6 @@ use common::reliability::{self, Outcome, Row};
 use common::writer::{app_endpoints, assert_all_acked_present, prepare_app_user, Writer};
 use common::TestSandbox;
 use flipover::executor::checkpoint;
-use flipover_agent::client::AgentClient;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -112,11 +111,10 @@ async fn flipover_killed_at_every_failover_checkpoint_converges_on_the_next_appl
 
         // The old primary comes back and rejoins.
         if check.is_ok() {
-            let agent = AgentClient::new(
-                &sandbox.host(primary).agent_url(),
-                &sandbox.secret("agent.token"),
-                Duration::from_secs(60),
-            );
+            let agent = sandbox
+                .host(primary)
+                .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(60))
+                .expect("agent client");
             assert!(agent.start_mysqld().await.unwrap().mysqld_running);
             let (ok, out) = common::apply(&path, &[]);
             check = if ok {

@@ -13,7 +13,6 @@ use common::faults::{checksums_agree, converged, writes_found, PausedApply};
 use common::reliability::{self, Outcome, Row};
 use common::writer::{app_endpoints, assert_all_acked_present, prepare_app_user, Writer};
 use common::TestSandbox;
-use flipover_agent::client::AgentClient;
 
 const ALL: [&str; 3] = ["db1", "db2", "db3"];
 
@@ -59,11 +58,10 @@ async fn a_mysqld_restarting_during_a_rechain_leaves_the_cluster_consistent() {
     for (victim, role) in [("db3", "the moving replica"), ("db2", "its new source")] {
         let started = Instant::now();
         let paused = PausedApply::start(&sandbox, &chained, "rechain.stopped");
-        let agent = AgentClient::new(
-            &sandbox.host(victim).agent_url(),
-            &sandbox.secret("agent.token"),
-            Duration::from_secs(120),
-        );
+        let agent = sandbox
+            .host(victim)
+            .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(120))
+            .expect("agent client");
         agent.stop_mysqld().await.unwrap();
         assert!(agent.start_mysqld().await.unwrap().mysqld_running);
         let (code, stderr) = paused.resume();

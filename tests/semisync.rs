@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::writer::{app_endpoints, prepare_app_user, Writer};
 use common::{apply, flipover, observe, TestSandbox};
 use flipover::observe::{Observed, SemiSync};
-use flipover_agent::client::AgentClient;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -214,11 +213,10 @@ async fn semi_sync_is_proven_moves_with_a_switchover_and_a_failover_loses_no_ack
 
     // SET GLOBAL does not survive a restart: the next plan shows the drift
     // and puts it back.
-    let agent = AgentClient::new(
-        &sandbox.host(survivor).agent_url(),
-        &sandbox.secret("agent.token"),
-        Duration::from_secs(60),
-    );
+    let agent = sandbox
+        .host(survivor)
+        .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(60))
+        .expect("agent client");
     assert!(!agent.stop_mysqld().await.unwrap().mysqld_running);
     assert!(agent.start_mysqld().await.unwrap().mysqld_running);
     let after = with_semi_sync(

@@ -178,11 +178,9 @@ pub async fn restart_agent(sandbox: &TestSandbox, name: &str, command_line: &[St
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    let agent = flipover_agent::client::AgentClient::new(
-        &host.agent_url(),
-        &sandbox.secret("agent.token"),
-        Duration::from_secs(2),
-    );
+    let agent = host
+        .agent_client(&sandbox.secret("agent.token"), Duration::from_secs(2))
+        .expect("agent client");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(facts) = agent.facts().await {
