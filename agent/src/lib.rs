@@ -7,5 +7,6 @@
 //! ([`mycnf`]) the agent uses to learn where mysqld keeps its files.
 
 pub mod client;
+pub mod fuzz_entry;
 pub mod mycnf;
 pub mod protocol;
