@@ -4,6 +4,7 @@
 //! - `auth`: bearer token loading and checking
 //! - `api`: routes, shared state, error responses
 //! - `facts`: host discovery and the facts report
+//! - `limits`: request body size and time limits
 //! - `mysqld`: starting/stopping mysqld (supervised or via the service manager)
 //! - `process`: /proc inspection (is a pid a live mysqld?)
 //! - `clone`: physical clones (backup stream, receive and send jobs)
@@ -13,6 +14,7 @@ pub mod args;
 pub mod auth;
 pub mod clone;
 pub mod facts;
+pub mod limits;
 pub mod mysqld;
 pub mod process;
 
