@@ -1,6 +1,7 @@
 //! One sandbox host: its my.cnf, `mariadb-install-db`, its agent, and the
 //! accounts flipover uses.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,7 +25,17 @@ pub struct HostSetup<'a> {
     pub admin_password: &'a str,
     pub repl_user: &'a str,
     pub repl_password: &'a str,
+    /// The account the agent gives mariadb-backup; None: root by socket.
+    pub backup: Option<&'a BackupAccount>,
     pub run_as_root: bool,
+}
+
+/// A backup account of its own, for the agents of donors.
+pub struct BackupAccount {
+    pub user: String,
+    pub password: String,
+    /// Where the agent reads the password (`--backup-password-file`).
+    pub password_file: PathBuf,
 }
 
 /// The settings replication needs, and small memory so a handful fit anywhere.
@@ -131,7 +142,15 @@ pub fn start_agent(setup: &HostSetup<'_>) -> Result<u32, SandboxError> {
             .arg("--stream-listen")
             .arg(format!("{}:{}", h.address, h.stream_port))
             .arg("--token-file")
-            .arg(setup.token_file),
+            .arg(setup.token_file)
+            .args(setup.backup.iter().flat_map(|b| {
+                [
+                    OsStr::new("--backup-user"),
+                    OsStr::new(&b.user),
+                    OsStr::new("--backup-password-file"),
+                    b.password_file.as_os_str(),
+                ]
+            })),
         log,
     )
     .map_err(|e| SandboxError::io(format!("starting {}", setup.agent_binary.display()), e))?;
@@ -201,6 +220,19 @@ pub async fn create_accounts(setup: &HostSetup<'_>) -> Result<(), SandboxError> 
             quote_literal(setup.repl_user)
         ),
     ];
+    let mut statements = statements.to_vec();
+    if let Some(backup) = setup.backup {
+        // What mariadb-backup 10.11 needs for --backup (and --slave-info).
+        statements.push(format!(
+            "CREATE USER {}@'%' IDENTIFIED BY {}",
+            quote_literal(&backup.user),
+            quote_literal(&backup.password)
+        ));
+        statements.push(format!(
+            "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO {}@'%'",
+            quote_literal(&backup.user)
+        ));
+    }
     for statement in &statements {
         conn.execute(statement).await?;
     }
