@@ -68,6 +68,10 @@ pub fn render_my_cnf(setup: &HostSetup<'_>) -> String {
         ("gtid-strict-mode", "ON".to_string()),
         ("report-host", h.address.clone()),
         ("report-port", h.mysql_port.to_string()),
+        // As Debian's packaged config has it. A replica's IO thread logs in
+        // with the server's character set: under the compiled-in latin1 a
+        // non-ASCII replication user name never matches its account.
+        ("character-set-server", "utf8mb4".to_string()),
         ("innodb-buffer-pool-size", "64M".to_string()),
         ("innodb-log-file-size", "48M".to_string()),
         ("performance-schema", "OFF".to_string()),

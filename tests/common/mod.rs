@@ -73,24 +73,36 @@ pub struct TestSandbox {
     _tmp: tempfile::TempDir,
     pub dir: PathBuf,
     pub state: SandboxState,
+    /// The admin account's name (`--admin-user`).
+    pub admin_user: String,
 }
 
 impl TestSandbox {
     /// `flipover sandbox up --servers N` in a fresh temporary directory.
     pub fn up(servers: usize) -> TestSandbox {
+        TestSandbox::up_with(servers, &[])
+    }
+
+    /// `flipover sandbox up --servers N EXTRA…` in a fresh temporary directory.
+    pub fn up_with(servers: usize, extra: &[&str]) -> TestSandbox {
         let tmp = tempfile::Builder::new()
             .prefix("fo-sb")
             .tempdir_in("/tmp")
             .expect("tempdir");
         let dir = tmp.path().join("sb");
-        let output = flipover(&[
-            "sandbox",
-            "up",
-            "--servers",
-            &servers.to_string(),
-            "--dir",
-            dir.to_str().unwrap(),
-        ]);
+        let output = flipover(
+            &[
+                "sandbox",
+                "up",
+                "--servers",
+                &servers.to_string(),
+                "--dir",
+                dir.to_str().unwrap(),
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
+        );
         assert!(
             output.status.success(),
             "sandbox up failed:\nstdout:\n{}\nstderr:\n{}",
@@ -99,10 +111,16 @@ impl TestSandbox {
         );
         let dir = dir.canonicalize().unwrap();
         let state = SandboxState::load(&dir).expect("sandbox.json");
+        let admin_user = extra
+            .iter()
+            .position(|arg| *arg == "--admin-user")
+            .map_or("flipover", |i| extra[i + 1])
+            .to_string();
         TestSandbox {
             _tmp: tmp,
             dir,
             state,
+            admin_user,
         }
     }
 
@@ -135,7 +153,7 @@ impl TestSandbox {
         Endpoint {
             host: host.address.clone(),
             port: host.mysql_port,
-            user: "flipover".into(),
+            user: self.admin_user.clone(),
             password: self.secret("admin.password"),
             socket: None,
         }
