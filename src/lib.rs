@@ -8,6 +8,7 @@ pub mod db;
 pub mod discover;
 pub mod executor;
 pub mod exit_codes;
+pub mod fuzz_entry;
 pub mod legacy;
 pub mod observe;
 pub mod planner;

@@ -10,6 +10,7 @@
 //! users without one.
 
 pub mod client;
+pub mod fuzz_entry;
 pub mod logging;
 pub mod mycnf;
 pub mod pki;

@@ -15,7 +15,7 @@ use common::host::{
 };
 use flipover_agent::client::AgentError;
 use flipover_agent::pki::Role;
-use flipover_agent::protocol::{JobKind, JobState};
+use flipover_agent::protocol::{CloneSendRequest, JobKind, JobState};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
@@ -363,6 +363,41 @@ async fn second_receive_is_busy() {
     );
     let err = target.client.stop_mysqld().await.unwrap_err();
     assert!(matches!(err, AgentError::Busy { .. }), "{err}");
+    // One destructive job at a time: no send, no start either.
+    let send = CloneSendRequest {
+        target_host: "127.0.0.1".to_string(),
+        target_stream_port: 9,
+        stream_token: STREAM_TOKEN.to_string(),
+    };
+    let err = target.client.clone_send(&send).await.unwrap_err();
+    assert!(matches!(err, AgentError::Busy { .. }), "{err}");
+    let err = target.client.start_mysqld().await.unwrap_err();
+    assert!(matches!(err, AgentError::Busy { .. }), "{err}");
+    wait_phase(&target.client, &first.id, "waiting for the donor").await;
+
+    // A slow-loris on the stream port (connects, says nothing) is dropped
+    // after the header timeout, and the wait for the donor goes on.
+    let mut silent = TcpStream::connect(target.stream).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    match silent.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the silent connection dropped, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(20),
+        "dropped after {waited:?}"
+    );
+    let status = target.client.job(&first.id).await.unwrap();
+    assert_eq!(
+        (status.state, status.phase.as_str()),
+        (JobState::Running, "waiting for the donor")
+    );
 
     // A "donor" with the right token that dies before sending anything:
     // the job fails and the target is restored.

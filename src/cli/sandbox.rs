@@ -19,6 +19,8 @@ pub enum Command {
         insecure: bool,
         #[command(flatten)]
         dir: DirArg,
+        #[command(flatten)]
+        accounts: AccountArgs,
     },
     /// Stop every process the sandbox started (data and logs stay).
     Down {
@@ -39,6 +41,25 @@ pub struct DirArg {
     pub dir: PathBuf,
 }
 
+/// The accounts the sandbox creates (defaults: flipover's usual names).
+/// Odd names and passwords are for testing how flipover quotes them.
+#[derive(Debug, clap::Args)]
+pub struct AccountArgs {
+    /// Name of flipover's admin account.
+    #[arg(long, value_name = "NAME", default_value = "flipover")]
+    pub admin_user: String,
+    /// Name of the replication account.
+    #[arg(long, value_name = "NAME", default_value = "repl")]
+    pub repl_user: String,
+    /// Give the agents this backup account (password in
+    /// secrets/backup.password) instead of root over the unix socket.
+    #[arg(long, value_name = "NAME")]
+    pub backup_user: Option<String>,
+    /// Text put in front of every generated password.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub password_prefix: String,
+}
+
 pub fn run(command: Command) -> miette::Result<i32> {
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     match command {
@@ -46,8 +67,15 @@ pub fn run(command: Command) -> miette::Result<i32> {
             servers,
             insecure,
             dir,
+            accounts,
         } => {
-            let sandbox = runtime.block_on(sandbox::up(servers, &dir.dir, insecure))?;
+            let accounts = sandbox::Accounts {
+                admin_user: accounts.admin_user,
+                repl_user: accounts.repl_user,
+                backup_user: accounts.backup_user,
+                password_prefix: accounts.password_prefix,
+            };
+            let sandbox = runtime.block_on(sandbox::up(servers, &dir.dir, &accounts, insecure))?;
             for host in &sandbox.state.hosts {
                 println!(
                     "{}  mysql {}:{}  agent {}:{}  {}",

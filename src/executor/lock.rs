@@ -29,11 +29,10 @@ pub enum LockError {
     Db(#[from] DbError),
 }
 
-/// The lock's name: per cluster (MySQL limits names to 64 characters).
+/// The lock's name: per cluster (MySQL limits names to 64 characters;
+/// characters, not bytes: a cluster name may be any text).
 pub fn lock_name(cluster: &str) -> String {
-    let mut name = format!("flipover:{cluster}");
-    name.truncate(64);
-    name
+    format!("flipover:{cluster}").chars().take(64).collect()
 }
 
 /// Takes the cluster's lock on every server that answered at observation.
@@ -134,5 +133,18 @@ impl ClusterLock {
             };
             let _ = tokio::time::timeout(SILENT_SERVER_LIMIT, released).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_names_are_cut_at_64_characters_not_bytes() {
+        assert_eq!(lock_name("shop"), "flipover:shop");
+        let name = lock_name(&"ü".repeat(100));
+        assert_eq!(name.chars().count(), 64);
+        assert!(name.starts_with("flipover:üü"));
     }
 }

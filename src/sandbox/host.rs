@@ -1,6 +1,7 @@
 //! One sandbox host: its my.cnf, `mariadb-install-db`, its agent, and the
 //! accounts flipover uses.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,9 +23,19 @@ pub struct HostSetup<'a> {
     pub admin_password: &'a str,
     pub repl_user: &'a str,
     pub repl_password: &'a str,
+    /// The account the agent gives mariadb-backup; None: root by socket.
+    pub backup: Option<&'a BackupAccount>,
     pub run_as_root: bool,
     /// The sandbox's certificates; `None` runs the agent with --insecure.
     pub tls_dir: Option<&'a Path>,
+}
+
+/// A backup account of its own, for the agents of donors.
+pub struct BackupAccount {
+    pub user: String,
+    pub password: String,
+    /// Where the agent reads the password (`--backup-password-file`).
+    pub password_file: PathBuf,
 }
 
 /// The settings replication needs, and small memory so a handful fit anywhere.
@@ -57,6 +68,10 @@ pub fn render_my_cnf(setup: &HostSetup<'_>) -> String {
         ("gtid-strict-mode", "ON".to_string()),
         ("report-host", h.address.clone()),
         ("report-port", h.mysql_port.to_string()),
+        // As Debian's packaged config has it. A replica's IO thread logs in
+        // with the server's character set: under the compiled-in latin1 a
+        // non-ASCII replication user name never matches its account.
+        ("character-set-server", "utf8mb4".to_string()),
         ("innodb-buffer-pool-size", "64M".to_string()),
         ("innodb-log-file-size", "48M".to_string()),
         ("performance-schema", "OFF".to_string()),
@@ -131,7 +146,15 @@ pub fn start_agent(setup: &HostSetup<'_>) -> Result<u32, SandboxError> {
         .arg("--stream-listen")
         .arg(format!("{}:{}", h.address, h.stream_port))
         .arg("--token-file")
-        .arg(setup.token_file);
+        .arg(setup.token_file)
+        .args(setup.backup.iter().flat_map(|b| {
+            [
+                OsStr::new("--backup-user"),
+                OsStr::new(&b.user),
+                OsStr::new("--backup-password-file"),
+                b.password_file.as_os_str(),
+            ]
+        }));
     match setup.tls_dir {
         Some(dir) => {
             let files = crate::certs::host_files(dir, &h.address);
@@ -217,6 +240,19 @@ pub async fn create_accounts(setup: &HostSetup<'_>) -> Result<(), SandboxError> 
             quote_literal(setup.repl_user)
         ),
     ];
+    let mut statements = statements.to_vec();
+    if let Some(backup) = setup.backup {
+        // What mariadb-backup 10.11 needs for --backup (and --slave-info).
+        statements.push(format!(
+            "CREATE USER {}@'%' IDENTIFIED BY {}",
+            quote_literal(&backup.user),
+            quote_literal(&backup.password)
+        ));
+        statements.push(format!(
+            "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO {}@'%'",
+            quote_literal(&backup.user)
+        ));
+    }
     for statement in &statements {
         conn.execute(statement).await?;
     }

@@ -26,8 +26,30 @@ use state::{HostState, SandboxState};
 
 /// The topology file `up` writes into the sandbox directory.
 pub const TOPOLOGY_FILE: &str = "topology.toml";
-const ADMIN_USER: &str = "flipover";
-const REPL_USER: &str = "repl";
+/// The accounts `up` creates on every server and writes into the topology.
+/// Unusual names and passwords (quotes, backslashes, spaces, non-ASCII) let
+/// tests prove that everything reaching SQL or argv is quoted right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accounts {
+    pub admin_user: String,
+    pub repl_user: String,
+    /// The account donors' agents give mariadb-backup (with a password);
+    /// None: root over the unix socket, as on a Debian host.
+    pub backup_user: Option<String>,
+    /// Put in front of every generated password (admin, replication, backup).
+    pub password_prefix: String,
+}
+
+impl Default for Accounts {
+    fn default() -> Accounts {
+        Accounts {
+            admin_user: "flipover".to_string(),
+            repl_user: "repl".to_string(),
+            backup_user: None,
+            password_prefix: String::new(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SandboxError {
@@ -146,7 +168,12 @@ pub fn check_tools() -> Result<(), SandboxError> {
 
 /// Creates and starts a sandbox of `servers` hosts in `dir`: the first is the
 /// primary with a sample database, the others are empty.
-pub async fn up(servers: usize, dir: &Path, insecure: bool) -> Result<Sandbox, SandboxError> {
+pub async fn up(
+    servers: usize,
+    dir: &Path,
+    accounts: &Accounts,
+    insecure: bool,
+) -> Result<Sandbox, SandboxError> {
     if !(1..=250).contains(&servers) {
         return Err(SandboxError::BadSize(servers));
     }
@@ -183,7 +210,7 @@ pub async fn up(servers: usize, dir: &Path, insecure: bool) -> Result<Sandbox, S
         .save(&dir)
         .map_err(|e| SandboxError::io("writing sandbox.json", e))?;
 
-    match start_hosts(&dir, &state, &agent_binary).await {
+    match start_hosts(&dir, &state, &agent_binary, accounts).await {
         Ok(topology_file) => Ok(Sandbox {
             dir,
             topology_file,
@@ -204,13 +231,27 @@ async fn start_hosts(
     dir: &Path,
     state: &SandboxState,
     agent_binary: &Path,
+    accounts: &Accounts,
 ) -> Result<PathBuf, SandboxError> {
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(&secrets).map_err(|e| SandboxError::io("creating secrets/", e))?;
-    let token = write_secret(&secrets.join("agent.token"))?;
-    let admin_password = write_secret(&secrets.join("admin.password"))?;
-    let repl_password = write_secret(&secrets.join("repl.password"))?;
+    let token = write_secret(&secrets.join("agent.token"), "")?;
+    let prefix = &accounts.password_prefix;
+    let admin_password = write_secret(&secrets.join("admin.password"), prefix)?;
+    let repl_password = write_secret(&secrets.join("repl.password"), prefix)?;
     let token_file = secrets.join("agent.token");
+    let backup = match &accounts.backup_user {
+        Some(user) => {
+            let file = secrets.join("backup.password");
+            let password = write_secret(&file, prefix)?;
+            Some(host::BackupAccount {
+                user: user.clone(),
+                password,
+                password_file: file,
+            })
+        }
+        None => None,
+    };
     let run_as_root = nix::unistd::geteuid().is_root();
     // Mutual TLS unless --insecure: what `flipover certs init` makes, for
     // the sandbox's addresses.
@@ -232,10 +273,11 @@ async fn start_hosts(
             agent_binary,
             token_file: &token_file,
             token: &token,
-            admin_user: ADMIN_USER,
+            admin_user: &accounts.admin_user,
             admin_password: &admin_password,
-            repl_user: REPL_USER,
+            repl_user: &accounts.repl_user,
             repl_password: &repl_password,
+            backup: backup.as_ref(),
             run_as_root,
             tls_dir: tls.then_some(tls_dir.as_path()),
         })
@@ -272,15 +314,19 @@ async fn start_hosts(
     host::load_sample_data(&state.hosts[0]).await?;
 
     let topology_file = dir.join(TOPOLOGY_FILE);
-    std::fs::write(&topology_file, render_topology(dir, state))
+    std::fs::write(&topology_file, render_topology(dir, state, accounts))
         .map_err(|e| SandboxError::io("writing topology.toml", e))?;
     Ok(topology_file)
 }
 
-fn write_secret(path: &Path) -> Result<String, SandboxError> {
+/// Writes `prefix` and 32 random alphanumerics to `path` (mode 0600).
+fn write_secret(path: &Path, prefix: &str) -> Result<String, SandboxError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let value = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    let value = format!(
+        "{prefix}{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 32)
+    );
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -294,7 +340,7 @@ fn write_secret(path: &Path) -> Result<String, SandboxError> {
 }
 
 /// The desired layout: every host replicating from the first.
-pub fn render_topology(dir: &Path, state: &SandboxState) -> String {
+pub fn render_topology(dir: &Path, state: &SandboxState, accounts: &Accounts) -> String {
     let mut text = String::new();
     let name = dir
         .file_name()
@@ -312,9 +358,9 @@ pub fn render_topology(dir: &Path, state: &SandboxState) -> String {
     );
     let _ = writeln!(text, "[cluster]\nname = {}\n", toml_string(&name));
     let _ = writeln!(text, "[access]");
-    let _ = writeln!(text, "user = \"{ADMIN_USER}\"");
+    let _ = writeln!(text, "user = {}", toml_string(&accounts.admin_user));
     let _ = writeln!(text, "password = {{ file = \"secrets/admin.password\" }}");
-    let _ = writeln!(text, "repl_user = \"{REPL_USER}\"");
+    let _ = writeln!(text, "repl_user = {}", toml_string(&accounts.repl_user));
     let _ = writeln!(
         text,
         "repl_password = {{ file = \"secrets/repl.password\" }}"

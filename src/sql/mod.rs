@@ -389,6 +389,46 @@ mod tests {
         );
     }
 
+    /// Account names and passwords with quotes, backslashes, `;`, spaces
+    /// and non-ASCII stay inside their literals in every dialect.
+    #[test]
+    fn change_source_quotes_hostile_accounts() {
+        let source = SourceAddress {
+            host: "db-1.example".into(),
+            port: 3306,
+            user: r#"r'e"p\l; ü"#.into(),
+            password: r#"p'w"d\; DROP USER x; -- ü"#.into(),
+        };
+        let user = r#"'r''e"p\\l; ü'"#;
+        let password = r#"'p''w"d\\; DROP USER x; -- ü'"#;
+        assert_eq!(
+            Dialect::Mariadb.change_source(&source),
+            format!(
+                "CHANGE MASTER TO MASTER_HOST='db-1.example', MASTER_PORT=3306, \
+                 MASTER_USER={user}, MASTER_PASSWORD={password}, MASTER_USE_GTID=slave_pos"
+            )
+        );
+        for dialect in [Dialect::Mysql80, Dialect::Mysql84] {
+            assert_eq!(
+                dialect.change_source(&source),
+                format!(
+                    "CHANGE REPLICATION SOURCE TO SOURCE_HOST='db-1.example', SOURCE_PORT=3306, \
+                     SOURCE_USER={user}, SOURCE_PASSWORD={password}, SOURCE_AUTO_POSITION=1, \
+                     GET_SOURCE_PUBLIC_KEY=1"
+                )
+            );
+        }
+        // GTID texts come from servers, but are quoted all the same.
+        assert_eq!(
+            Dialect::Mysql80.wait_for_position("x'; KILL 1; --", 5),
+            "SELECT WAIT_FOR_EXECUTED_GTID_SET('x''; KILL 1; --', 5) AS result"
+        );
+        assert_eq!(
+            Dialect::Mariadb.set_start_position(r"0-1-5\"),
+            vec![r"SET GLOBAL gtid_slave_pos = '0-1-5\\'".to_string()]
+        );
+    }
+
     #[test]
     fn binlog_status_reads_file_and_position() {
         let row: TextRow = [

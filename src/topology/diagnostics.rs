@@ -138,6 +138,8 @@ pub enum ProblemKind {
     PortOutOfRange,
     /// A server name outside `[A-Za-z0-9_.-]+`.
     BadServerName,
+    /// A `host` that is neither a DNS name nor an IP address.
+    BadHost,
     /// No `[servers.NAME]` table at all.
     NoServers,
     /// Every server has a `source`.
@@ -179,6 +181,7 @@ impl ProblemKind {
             ProblemKind::BadSecret => "bad_secret",
             ProblemKind::PortOutOfRange => "port_out_of_range",
             ProblemKind::BadServerName => "bad_server_name",
+            ProblemKind::BadHost => "bad_host",
             ProblemKind::NoServers => "no_servers",
             ProblemKind::NoPrimary => "no_primary",
             ProblemKind::SeveralPrimaries => "several_primaries",

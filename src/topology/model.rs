@@ -344,14 +344,40 @@ impl Server {
         format!("{}:{}", self.host, self.port)
     }
 
-    /// Base URL of this server's agent.
+    /// Base URL of this server's agent (an IPv6 address in brackets).
     pub fn agent_url(&self) -> String {
-        format!("http://{}:{}", self.host, self.agent_port)
+        if self.host.parse::<std::net::Ipv6Addr>().is_ok() {
+            format!("http://[{}]:{}", self.host, self.agent_port)
+        } else {
+            format!("http://{}:{}", self.host, self.agent_port)
+        }
     }
 
     /// The server to copy data from when this one must be built: `clone_from`,
     /// else `source`; `None` for a primary without `clone_from`.
     pub fn donor(&self) -> Option<&str> {
         self.clone_from.as_deref().or(self.source.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_urls_put_ipv6_addresses_in_brackets() {
+        let server = |host: &str| Server {
+            name: "db1".into(),
+            host: host.into(),
+            port: 3306,
+            agent_port: 836,
+            stream_port: 837,
+            source: None,
+            clone_from: None,
+            promotable: true,
+        };
+        assert_eq!(server("10.0.0.1").agent_url(), "http://10.0.0.1:836");
+        assert_eq!(server("db1.example").agent_url(), "http://db1.example:836");
+        assert_eq!(server("fd00::1").agent_url(), "http://[fd00::1]:836");
     }
 }

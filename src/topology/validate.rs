@@ -324,6 +324,19 @@ fn resolve_server(
                     .label(host.span(), "empty host")
                     .help("give the server's host name or IP address, e.g. `host = \"10.0.0.1\"`"),
                 );
+            } else if !is_valid_host(host.get_ref()) {
+                problems.push(
+                    Problem::new(
+                        ProblemKind::BadHost,
+                        format!(
+                            "server `{}` has `host = {:?}`, which is neither a host name nor an IP address",
+                            name.get_ref(),
+                            host.get_ref()
+                        ),
+                    )
+                    .label(host.span(), "not a host name or IP address")
+                    .help("a host name has only ASCII letters, digits, `-`, `_` and `.`; IPv6 addresses go without brackets, e.g. `host = \"fd00::1\"`"),
+                );
             }
             host.get_ref().clone()
         }
@@ -379,6 +392,15 @@ fn resolve_server(
 fn is_valid_server_name(name: &str) -> bool {
     !name.is_empty()
         && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
+}
+
+/// A DNS name (`[A-Za-z0-9_.-]+`, `_` for names of containers) or an IP
+/// address: hosts end up in URLs, connection options and SQL.
+fn is_valid_host(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+        || host
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
 }

@@ -75,6 +75,8 @@ pub struct TestSandbox {
     _tmp: tempfile::TempDir,
     pub dir: PathBuf,
     pub state: SandboxState,
+    /// The admin account's name (`--admin-user`).
+    pub admin_user: String,
 }
 
 impl TestSandbox {
@@ -111,10 +113,16 @@ impl TestSandbox {
         );
         let dir = dir.canonicalize().unwrap();
         let state = SandboxState::load(&dir).expect("sandbox.json");
+        let admin_user = extra
+            .iter()
+            .position(|arg| *arg == "--admin-user")
+            .map_or("flipover", |i| extra[i + 1])
+            .to_string();
         TestSandbox {
             _tmp: tmp,
             dir,
             state,
+            admin_user,
         }
     }
 
@@ -147,7 +155,7 @@ impl TestSandbox {
         Endpoint {
             host: host.address.clone(),
             port: host.mysql_port,
-            user: "flipover".into(),
+            user: self.admin_user.clone(),
             password: self.secret("admin.password"),
             socket: None,
         }

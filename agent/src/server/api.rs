@@ -65,7 +65,7 @@ fn describe_job(status: &JobStatus) -> String {
 }
 
 pub fn router(state: AppState, token: Token) -> Router {
-    Router::new()
+    let app = Router::new()
         .route(routes::FACTS, get(get_facts))
         .route(routes::MYSQLD_START, post(start_mysqld))
         .route(routes::MYSQLD_STOP, post(stop_mysqld))
@@ -74,7 +74,8 @@ pub fn router(state: AppState, token: Token) -> Router {
         .route(routes::CLONE_CONFIRM, post(confirm_clone))
         .route(routes::JOB, get(get_job))
         .route(metrics::PATH, get(metrics::get_metrics))
-        .fallback(not_found)
+        .fallback(not_found);
+    super::limits::apply(app)
         // Layers added later wrap earlier ones: auth covers the fallback
         // too, and logging sees the 401s.
         .layer(middleware::from_fn_with_state(

@@ -6,6 +6,7 @@
 //! - `api`: routes, shared state, error responses
 //! - `facts`: host discovery and the facts report
 //! - `metrics`: GET /metrics for Prometheus (also on --metrics-listen)
+//! - `limits`: request body size and time limits
 //! - `mysqld`: starting/stopping mysqld (supervised or via the service manager)
 //! - `process`: /proc inspection (is a pid a live mysqld?)
 //! - `clone`: physical clones (backup stream, receive and send jobs)
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod clone;
 pub mod config_file;
 pub mod facts;
+pub mod limits;
 pub mod metrics;
 pub mod mysqld;
 pub mod process;
