@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::reliability::{Outcome, Row};
 use common::{flipover, TestSandbox};
 
 /// Quotes, a backslash, `;`, a space and non-ASCII.
@@ -73,6 +74,7 @@ async fn assert_replicating(sandbox: &TestSandbox, primary: &str, id: u32) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_accounts_and_names_survive_clones_and_switchovers() {
+    let started = std::time::Instant::now();
     let admin = format!("adm {HOSTILE}");
     let repl = format!("rep {HOSTILE}");
     let backup = format!("bak {HOSTILE}");
@@ -162,10 +164,42 @@ async fn hostile_accounts_and_names_survive_clones_and_switchovers() {
     assert_ne!(status.status.code(), Some(101), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stdout.contains("db1"), "{stdout}\n{stderr}");
+
+    record(
+        "admin, replication and backup accounts, their passwords and the cluster name \
+         containing `r'e\"p\\l; ü`; NO_BACKSLASH_ESCAPES on every server",
+        "clone db2 and db3, switchover db1 -> db2 -> db1",
+        Outcome::Converged,
+        started,
+        "replication healthy after each step, rows written replicated, CHECKSUM TABLE equal",
+    );
+    record(
+        "an agent token with a quote, non-ASCII and a header injection",
+        "status",
+        Outcome::Refused,
+        started,
+        "a clean error per server, no crash, no request sent with the header",
+    );
+}
+
+fn record(fault: &str, operation: &str, outcome: Outcome, started: std::time::Instant, note: &str) {
+    common::reliability::record(&Row {
+        category: "hostile text (quotes, backslashes, ';', spaces, non-ASCII)".into(),
+        test: "hostile".into(),
+        fault: fault.into(),
+        operation: operation.into(),
+        checkpoint: "end to end".into(),
+        outcome,
+        writes_acknowledged: 0,
+        writes_found: 0,
+        duration: started.elapsed(),
+        note: note.into(),
+    });
 }
 
 #[test]
 fn hostile_server_names_and_hosts_get_diagnostics() {
+    let started = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("topology.toml");
     std::fs::write(
@@ -190,4 +224,11 @@ fn hostile_server_names_and_hosts_get_diagnostics() {
         );
         assert!(!stderr.contains("panicked"), "{command}: {stderr}");
     }
+    record(
+        "a server name and a host carrying SQL (`db1'; DROP USER repl; --`, `10.0.0.2' OR '1'='1`)",
+        "validate, plan, status",
+        Outcome::Refused,
+        started,
+        "bad_server_name and bad_host diagnostics, exit 1, no server contacted",
+    );
 }

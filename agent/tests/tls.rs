@@ -4,6 +4,9 @@
 //! certificate still needs the right token; --insecure is explicit.
 
 mod common;
+#[allow(dead_code)]
+#[path = "../../tests/common/reliability.rs"]
+mod reliability;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -48,6 +51,27 @@ fn intruders(agent_url: &str) -> Vec<(&'static str, AgentClient)> {
     ]
 }
 
+/// A row of RELIABILITY.md: `who` was refused at `port` and nothing changed.
+fn record_refusal(who: &str, operation: &str, port: &str, started: std::time::Instant) {
+    let note = if port.contains("836") {
+        "checked after: mysqld has the same pid, no job started, the datadir's files are the same"
+    } else {
+        "checked after: the receive job still waits for its donor with 0 bytes; the real donor then succeeds"
+    };
+    reliability::record(&reliability::Row {
+        category: "unauthorised clients (mutual TLS and tokens)".into(),
+        test: "agent tls".into(),
+        fault: who.into(),
+        operation: operation.into(),
+        checkpoint: port.into(),
+        outcome: reliability::Outcome::Refused,
+        writes_acknowledged: 0,
+        writes_found: 0,
+        duration: started.elapsed(),
+        note: note.into(),
+    });
+}
+
 /// mysqld runs with the same pid, no job, the same files, no stream listener.
 async fn assert_unchanged(target: &Host, pid: u32, files: &BTreeSet<String>) {
     let facts = target.client.facts().await.unwrap();
@@ -64,6 +88,7 @@ async fn api_refuses_clients_without_a_certificate_of_the_ca() {
     let files = file_list(&target.datadir);
     let url = target.client.base_url().to_string();
     for (who, client) in intruders(&url) {
+        let started = std::time::Instant::now();
         let stop = client.stop_mysqld().await.unwrap_err();
         assert!(
             matches!(stop, AgentError::Unreachable { .. }),
@@ -81,9 +106,16 @@ async fn api_refuses_clients_without_a_certificate_of_the_ca() {
         );
         assert!(client.facts().await.is_err(), "{who}");
         assert_unchanged(&target, pid, &files).await;
+        record_refusal(
+            who,
+            "stop mysqld, start a clone receive, read facts",
+            "agent API (836)",
+            started,
+        );
     }
 
     // A valid certificate with a wrong token is refused by the token check.
+    let started = std::time::Instant::now();
     let wrong_token = target.agent.as_ref().unwrap().client("not-the-token");
     let err = wrong_token.stop_mysqld().await.unwrap_err();
     assert!(matches!(err, AgentError::Unauthorized { .. }), "{err}");
@@ -93,6 +125,12 @@ async fn api_refuses_clients_without_a_certificate_of_the_ca() {
         .unwrap_err();
     assert!(matches!(err, AgentError::Unauthorized { .. }), "{err}");
     assert_unchanged(&target, pid, &files).await;
+    record_refusal(
+        "a valid certificate with a wrong bearer token (401)",
+        "stop mysqld, start a clone receive",
+        "agent API (836)",
+        started,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,6 +163,7 @@ async fn stream_refuses_donors_without_a_certificate_or_the_token() {
         ),
     ];
     for (who, identity, token) in attempts {
+        let started = std::time::Instant::now();
         // TLS 1.3 lets the client finish its side before the server has
         // checked the certificate: the refusal shows on the next read.
         if let Ok(mut conn) = tls_connect(target.stream, identity, &pki().ca).await {
@@ -144,8 +183,10 @@ async fn stream_refuses_donors_without_a_certificate_or_the_token() {
             (JobState::Running, "waiting for the donor", 0),
             "{who}"
         );
+        record_refusal(who, "send a backup stream", "backup stream (837)", started);
     }
     // Plain TCP speaking the stream protocol is no TLS client at all.
+    let started = std::time::Instant::now();
     let mut plain = tokio::net::TcpStream::connect(target.stream).await.unwrap();
     let _ = plain
         .write_all(format!("FLIPOVER-STREAM 1 {STREAM_TOKEN}\n").as_bytes())
@@ -154,6 +195,14 @@ async fn stream_refuses_donors_without_a_certificate_or_the_token() {
     let _ = tokio::time::timeout(Duration::from_secs(15), plain.read_to_end(&mut sink))
         .await
         .expect("the target kept a plaintext connection open");
+    let status = target.client.job(&receive.id).await.unwrap();
+    assert_eq!(status.bytes, 0, "{status:?}");
+    record_refusal(
+        "plain TCP with the right stream token",
+        "send a backup stream",
+        "backup stream (837)",
+        started,
+    );
 
     // The real donor (host certificate of the CA, right token) still gets in.
     let send = donor

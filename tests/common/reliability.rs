@@ -36,6 +36,9 @@ pub enum Outcome {
     Converged,
     /// The operation refused or undid itself: the servers are as they were.
     RolledBack,
+    /// Bad input or an unauthorised client was turned away before anything
+    /// changed (the test checks the servers afterwards).
+    Refused,
     /// Neither: the test fails too.
     Failed,
 }
