@@ -1,6 +1,7 @@
 //! What a client can make a real agent hold: bodies over 64 KiB get 413,
 //! a body that does not arrive in time gets 408, and neither reaches a
-//! handler (no job starts, nothing listens on the stream port).
+//! handler (no job starts, nothing listens on the stream port). The agent
+//! runs --insecure so the test can speak raw HTTP/1.1 over TCP.
 
 mod common;
 
@@ -37,6 +38,9 @@ fn host() -> Host {
             "--supervise",
             "--stream-listen",
             &stream.to_string(),
+            // The limits sit behind TLS in production; plaintext lets this
+            // test write raw HTTP (agent/tests/tls.rs covers the TLS layer).
+            "--insecure",
         ],
         Some(TOKEN),
     );
