@@ -4,25 +4,15 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::writer::{app_endpoints, prepare_app_user, Writer};
+use common::writer::{app_endpoints, ids_on, prepare_app_user, Writer};
 use common::{apply, flipover, observe, TestSandbox};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 const ALL: [&str; 4] = ["db1", "db2", "db3", "db4"];
 const SHOP: &str = "shop.writes, shop.customers, shop.orders";
-
-async fn ids_on(sandbox: &TestSandbox, server: &str) -> BTreeSet<u64> {
-    let mut conn = sandbox.connect(server).await;
-    let rows = conn.rows("SELECT id FROM shop.writes").await.unwrap();
-    conn.close().await;
-    rows.iter()
-        .filter_map(|r| r.get("id").cloned().flatten()?.parse().ok())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failover_keeps_every_received_write_and_the_old_primary_is_recloned() {

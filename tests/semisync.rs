@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::writer::{app_endpoints, prepare_app_user, Writer};
+use common::writer::{app_endpoints, ids_on, prepare_app_user, Writer};
 use common::{apply, flipover, observe, TestSandbox};
 use flipover::observe::{Observed, SemiSync};
 use nix::sys::signal::{kill, Signal};
@@ -32,15 +31,6 @@ fn semi_sync_of<'o>(state: &'o Observed, server: &str) -> &'o SemiSync {
         .facts()
         .and_then(|f| f.semi_sync.as_ref())
         .unwrap_or_else(|| panic!("{server} reports semi-sync"))
-}
-
-async fn ids_on(sandbox: &TestSandbox, server: &str) -> BTreeSet<u64> {
-    let mut conn = sandbox.connect(server).await;
-    let rows = conn.rows("SELECT id FROM shop.writes").await.unwrap();
-    conn.close().await;
-    rows.iter()
-        .filter_map(|r| r.get("id").cloned().flatten()?.parse().ok())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

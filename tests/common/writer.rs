@@ -308,6 +308,16 @@ async fn find_writable(endpoints: &[(String, Endpoint)]) -> Option<(String, Conn
 
 /// Waits (≤ 30 s) until every server in `servers` holds every acknowledged
 /// id, then until `CHECKSUM TABLE` of shop's tables agrees on all of them.
+/// Every id the writer's table holds on `server`.
+pub async fn ids_on(sandbox: &TestSandbox, server: &str) -> std::collections::BTreeSet<u64> {
+    let mut conn = sandbox.connect(server).await;
+    let rows = conn.rows("SELECT id FROM shop.writes").await.unwrap();
+    conn.close().await;
+    rows.iter()
+        .filter_map(|r| r.get("id").cloned().flatten()?.parse().ok())
+        .collect()
+}
+
 pub async fn assert_all_acked_present(
     sandbox: &TestSandbox,
     servers: &[&str],
