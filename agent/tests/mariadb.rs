@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use common::{free_port, write, Agent, TOKEN};
 use flipover_agent::client::{AgentClient, AgentError};
 use flipover_agent::protocol::Facts;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 const AGENT_IP: Ipv4Addr = Ipv4Addr::new(127, 43, 0, 1);
 const MYSQL_IP: Ipv4Addr = Ipv4Addr::new(127, 43, 0, 2);
@@ -29,18 +27,7 @@ struct Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         drop(self.agent.take());
-        let Some(pid) = std::fs::read_to_string(&self.pid_file)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        else {
-            return;
-        };
-        if kill(Pid::from_raw(pid), Signal::SIGTERM).is_ok() {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        common::stop_mysqld_by_pid_file(&self.pid_file);
     }
 }
 

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use flipover_agent::client::{AgentClient, AgentError};
 use flipover_agent::protocol::{CloneReceiveRequest, CloneSendRequest, Facts, JobState, JobStatus};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 use super::{free_port, write, Agent, TOKEN};
 
@@ -31,18 +29,7 @@ pub struct Host {
 impl Drop for Host {
     fn drop(&mut self) {
         drop(self.agent.take());
-        let Some(pid) = std::fs::read_to_string(&self.pid_file)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        else {
-            return;
-        };
-        if kill(Pid::from_raw(pid), Signal::SIGTERM).is_ok() {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        super::stop_mysqld_by_pid_file(&self.pid_file);
     }
 }
 

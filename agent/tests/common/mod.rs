@@ -199,3 +199,21 @@ pub async fn tls_connect(
         .connect(name, tcp)
         .await
 }
+
+/// SIGTERMs the mysqld whose pid `pid_file` holds and waits (up to 30 s)
+/// for it to go, so a failed assertion never leaves a server running.
+pub fn stop_mysqld_by_pid_file(pid_file: &Path) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let pid = nix::unistd::Pid::from_raw(pid);
+    if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
