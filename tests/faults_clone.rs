@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::faults::{
-    agent_command_line, apply_killed_at, checksums_agree, converged, kill_agent, previous_datadirs,
-    restart_agent, writes_found,
+    agent_command_line, apply_killed_at, checksums_agree, conclude_case, converged, kill_agent,
+    previous_datadirs, restart_agent, writes_found,
 };
 use common::reliability::{self, Outcome, Row};
 use common::writer::{app_endpoints, assert_all_acked_present, prepare_app_user, Writer};
@@ -71,28 +71,20 @@ async fn flipover_killed_at_every_clone_checkpoint_converges_on_the_next_apply()
         }
         let acked = writer.acked_so_far() as u64;
         let found = writes_found(&sandbox, &ALL, acked).await;
-        reliability::record(&Row {
-            category: "flipover killed (SIGKILL) mid-operation, then apply again".into(),
-            test: "faults_clone".into(),
-            fault: "SIGKILL flipover".into(),
-            operation: "clone db3 (--replace)".into(),
-            checkpoint: name.to_string(),
-            outcome: if check.is_ok() {
-                Outcome::Converged
-            } else {
-                Outcome::Failed
+        conclude_case(
+            Row {
+                category: "flipover killed (SIGKILL) mid-operation, then apply again".into(),
+                test: "faults_clone".into(),
+                fault: "SIGKILL flipover".into(),
+                operation: "clone db3 (--replace)".into(),
+                checkpoint: name.to_string(),
+                outcome: Outcome::Failed, // set from `check`
+                writes_acknowledged: acked,
+                writes_found: found,
+                duration: started.elapsed(),
+                note: "no previous datadir left behind".into(),
             },
-            writes_acknowledged: acked,
-            writes_found: found,
-            duration: started.elapsed(),
-            note: "no previous datadir left behind".into(),
-        });
-        if let Err(e) = check {
-            panic!("killed at {name}: not converged:\n{e}");
-        }
-        assert_eq!(
-            found, acked,
-            "killed at {name}: acknowledged writes missing"
+            check,
         );
     }
     let report = writer.stop().await;

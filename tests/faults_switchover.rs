@@ -10,8 +10,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::faults::{apply_killed_at, checksums_agree, converged, writes_found};
-use common::reliability::{self, Outcome, Row};
+use common::faults::{apply_killed_at, checksums_agree, conclude_case, converged, writes_found};
+use common::reliability::{Outcome, Row};
 use common::writer::{app_endpoints, assert_all_acked_present, prepare_app_user, Writer};
 use common::TestSandbox;
 use flipover::executor::checkpoint;
@@ -43,28 +43,20 @@ async fn flipover_killed_at_every_switchover_checkpoint_converges_on_the_next_ap
         };
         let acked = writer.acked_so_far() as u64;
         let found = writes_found(&sandbox, &ALL, acked).await;
-        reliability::record(&Row {
-            category: "flipover killed (SIGKILL) mid-operation, then apply again".into(),
-            test: "faults_switchover".into(),
-            fault: "SIGKILL flipover".into(),
-            operation: format!("switchover {primary} -> {next}"),
-            checkpoint: name.to_string(),
-            outcome: if check.is_ok() {
-                Outcome::Converged
-            } else {
-                Outcome::Failed
+        conclude_case(
+            Row {
+                category: "flipover killed (SIGKILL) mid-operation, then apply again".into(),
+                test: "faults_switchover".into(),
+                fault: "SIGKILL flipover".into(),
+                operation: format!("switchover {primary} -> {next}"),
+                checkpoint: name.to_string(),
+                outcome: Outcome::Failed, // set from `check`
+                writes_acknowledged: acked,
+                writes_found: found,
+                duration: started.elapsed(),
+                note: String::new(),
             },
-            writes_acknowledged: acked,
-            writes_found: found,
-            duration: started.elapsed(),
-            note: String::new(),
-        });
-        if let Err(e) = check {
-            panic!("killed at {name}: not converged:\n{e}");
-        }
-        assert_eq!(
-            found, acked,
-            "killed at {name}: acknowledged writes missing"
+            check,
         );
         primary = next;
     }

@@ -310,3 +310,25 @@ impl Drop for LinkDown {
         while self.rule("-D") {}
     }
 }
+
+/// Ends one "fault injected, then apply again" case: records `row` with the
+/// outcome `check` gives (converged when Ok, failed otherwise; the outcome
+/// `row` carries is replaced), then fails the test if the case did not
+/// converge or an acknowledged write is missing.
+pub fn conclude_case(mut row: super::reliability::Row, check: Result<(), String>) {
+    use super::reliability::{self, Outcome};
+    row.outcome = if check.is_ok() {
+        Outcome::Converged
+    } else {
+        Outcome::Failed
+    };
+    reliability::record(&row);
+    let name = &row.checkpoint;
+    if let Err(e) = check {
+        panic!("killed at {name}: not converged:\n{e}");
+    }
+    assert_eq!(
+        row.writes_found, row.writes_acknowledged,
+        "killed at {name}: acknowledged writes missing"
+    );
+}
