@@ -4,11 +4,13 @@
 //! into name → text maps, so that flavor-specific parsing is plain functions
 //! over maps that unit tests can feed without a server.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
+
+use crate::sql;
+pub use crate::sql::quote_literal;
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
@@ -38,10 +40,27 @@ pub enum DbError {
         #[source]
         source: mysql_async::Error,
     },
+    /// The server did not answer within the statement's deadline (its host
+    /// or link down, or the statement stuck): the connection is given up.
+    #[error("{address} did not answer within {} s: {query}", timeout.as_secs_f64())]
+    Timeout {
+        address: String,
+        query: String,
+        timeout: Duration,
+    },
+    /// A statement timed out on this connection before: what the server did
+    /// with it is unknown, so the connection is not used again.
+    #[error("the connection to {address} was given up after a statement timed out")]
+    GivenUp { address: String },
 }
 
-/// One result row, column name → value as text (`None` for SQL NULL).
-pub type TextRow = BTreeMap<String, Option<String>>;
+/// How long a statement may take unless it says otherwise
+/// ([`Connection::rows_within`]): long enough for any statement that
+/// returns at once on a healthy server, short enough that a silent host
+/// costs seconds, not TCP's minutes.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub use crate::sql::TextRow;
 
 impl Endpoint {
     pub fn address(&self) -> String {
@@ -59,7 +78,7 @@ impl Endpoint {
             // machine the socket may belong to another server.
             .prefer_socket(false)
             .stmt_cache_size(0)
-            .setup(vec![BACKSLASH_ESCAPES]);
+            .setup(vec![sql::SESSION_SETUP]);
         match &self.socket {
             Some(socket) => builder.socket(Some(socket.clone())),
             None => builder
@@ -70,9 +89,12 @@ impl Endpoint {
 }
 
 /// An open connection that remembers where it goes, for error messages.
+/// Every statement has a deadline.
 pub struct Connection {
-    pub conn: Conn,
+    conn: Conn,
     pub address: String,
+    statement_timeout: Duration,
+    given_up: bool,
 }
 
 /// Connects, giving up after `timeout` (covers TCP connect and handshake).
@@ -81,26 +103,51 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connectio
     match tokio::time::timeout(timeout, Conn::new(endpoint.opts())).await {
         Err(_) => Err(DbError::ConnectTimeout { address, timeout }),
         Ok(Err(source)) => Err(DbError::Connect { address, source }),
-        Ok(Ok(conn)) => Ok(Connection { conn, address }),
+        Ok(Ok(conn)) => Ok(Connection {
+            conn,
+            address,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            given_up: false,
+        }),
     }
 }
 
 impl Connection {
+    /// The deadline of every later statement that names none.
+    pub fn set_statement_timeout(&mut self, timeout: Duration) {
+        self.statement_timeout = timeout;
+    }
+
     /// Runs a statement that returns no rows.
     pub async fn execute(&mut self, query: &str) -> Result<(), DbError> {
-        self.conn
-            .query_drop(query)
-            .await
-            .map_err(|source| self.query_error(query, source))
+        self.execute_within(query, self.statement_timeout).await
+    }
+
+    /// Runs a statement that returns no rows, giving up after `limit`.
+    pub async fn execute_within(&mut self, query: &str, limit: Duration) -> Result<(), DbError> {
+        self.check_usable()?;
+        match tokio::time::timeout(limit, self.conn.query_drop(query)).await {
+            Ok(result) => result.map_err(|source| self.query_error(query, source)),
+            Err(_) => Err(self.timed_out(query, limit)),
+        }
     }
 
     /// Runs a query and returns every row as a [`TextRow`].
     pub async fn rows(&mut self, query: &str) -> Result<Vec<TextRow>, DbError> {
-        let rows: Vec<Row> = self
-            .conn
-            .query(query)
-            .await
-            .map_err(|source| self.query_error(query, source))?;
+        self.rows_within(query, self.statement_timeout).await
+    }
+
+    /// Runs a query that may take up to `limit` (a wait for a GTID position).
+    pub async fn rows_within(
+        &mut self,
+        query: &str,
+        limit: Duration,
+    ) -> Result<Vec<TextRow>, DbError> {
+        self.check_usable()?;
+        let rows: Vec<Row> = match tokio::time::timeout(limit, self.conn.query(query)).await {
+            Ok(result) => result.map_err(|source| self.query_error(query, source))?,
+            Err(_) => return Err(self.timed_out(query, limit)),
+        };
         Ok(rows.into_iter().map(text_row).collect())
     }
 
@@ -109,9 +156,49 @@ impl Connection {
         Ok(self.rows(query).await?.into_iter().next())
     }
 
-    /// Closes the connection politely; errors on close are of no interest.
+    /// [`Connection::first_row`] of a query that may take up to `limit`.
+    pub async fn first_row_within(
+        &mut self,
+        query: &str,
+        limit: Duration,
+    ) -> Result<Option<TextRow>, DbError> {
+        Ok(self.rows_within(query, limit).await?.into_iter().next())
+    }
+
+    /// Asks the server which SQL dialect it speaks.
+    pub async fn dialect(&mut self) -> Result<sql::Dialect, DbError> {
+        let row = self
+            .first_row(sql::VERSION_QUERY)
+            .await?
+            .unwrap_or_default();
+        Ok(sql::Dialect::from_version_row(&row))
+    }
+
+    /// Closes the connection politely; errors on close are of no interest,
+    /// and a server that does not answer gets a few seconds.
     pub async fn close(self) {
-        let _ = self.conn.disconnect().await;
+        if self.given_up {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.conn.disconnect()).await;
+    }
+
+    fn check_usable(&self) -> Result<(), DbError> {
+        if self.given_up {
+            return Err(DbError::GivenUp {
+                address: self.address.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn timed_out(&mut self, query: &str, timeout: Duration) -> DbError {
+        self.given_up = true;
+        DbError::Timeout {
+            address: self.address.clone(),
+            query: query.to_string(),
+            timeout,
+        }
     }
 
     fn query_error(&self, query: &str, source: mysql_async::Error) -> DbError {
@@ -145,84 +232,5 @@ fn value_text(value: Value) -> Option<String> {
         Value::Float(f) => Some(f.to_string()),
         Value::Double(d) => Some(d.to_string()),
         other => Some(other.as_sql(true).trim_matches('\'').to_string()),
-    }
-}
-
-/// Run on every connection: takes `NO_BACKSLASH_ESCAPES` out of the
-/// session's sql_mode, so that the session reads `\` the way
-/// [`quote_literal`] writes it whatever the server's global sql_mode is
-/// (with the mode on, `'a\\b'` would be read as two backslashes and a
-/// password given to CHANGE MASTER would silently change).
-const BACKSLASH_ESCAPES: &str = "SET SESSION sql_mode = \
-     REPLACE(REPLACE(REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES,', ''), \
-     ',NO_BACKSLASH_ESCAPES', ''), 'NO_BACKSLASH_ESCAPES', '')";
-
-/// Quotes a string literal for SQL: `'` and `\` escaped, as MySQL and MariaDB
-/// read them in every session [`connect`] opens (see [`BACKSLASH_ESCAPES`]).
-pub fn quote_literal(text: &str) -> String {
-    let mut quoted = String::with_capacity(text.len() + 2);
-    quoted.push('\'');
-    for ch in text.chars() {
-        match ch {
-            '\'' => quoted.push_str("''"),
-            '\\' => quoted.push_str("\\\\"),
-            '\0' => quoted.push_str("\\0"),
-            other => quoted.push(other),
-        }
-    }
-    quoted.push('\'');
-    quoted
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quotes_literals_with_quotes_and_backslashes() {
-        assert_eq!(quote_literal("plain"), "'plain'");
-        assert_eq!(quote_literal("it's"), "'it''s'");
-        assert_eq!(quote_literal(r"a\b"), r"'a\\b'");
-        assert_eq!(quote_literal("é; \"x\""), "'é; \"x\"'");
-        assert_eq!(quote_literal("r'e\"p\\l; ü\0"), "'r''e\"p\\\\l; ü\\0'");
-    }
-
-    /// Reads one string literal at the start of `sql` as the server's lexer
-    /// does (backslash escapes on): its value and the text after it.
-    fn read_literal(sql: &str) -> Option<(String, &str)> {
-        let mut chars = sql.char_indices();
-        if chars.next()?.1 != '\'' {
-            return None;
-        }
-        let mut value = String::new();
-        while let Some((i, ch)) = chars.next() {
-            match ch {
-                '\\' => match chars.next()?.1 {
-                    '0' => value.push('\0'),
-                    'n' => value.push('\n'),
-                    other => value.push(other),
-                },
-                '\'' if sql[i + 1..].starts_with('\'') => {
-                    chars.next();
-                    value.push('\'');
-                }
-                '\'' => return Some((value, &sql[i + 1..])),
-                other => value.push(other),
-            }
-        }
-        None
-    }
-
-    proptest::proptest! {
-        /// Whatever the text, its literal reads back as exactly that text
-        /// and ends where the quoting ends: nothing can leak into the SQL.
-        #[test]
-        fn every_text_survives_quoting(text in "(.|['\"\\\\;\0 ü])*") {
-            let quoted = quote_literal(&text);
-            let statement = format!("{quoted}, MASTER_USE_GTID=slave_pos");
-            let (value, rest) = read_literal(&statement).expect("a closed literal");
-            proptest::prop_assert_eq!(value, text);
-            proptest::prop_assert_eq!(rest, ", MASTER_USE_GTID=slave_pos");
-        }
     }
 }

@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::{self, Connection, DbError, Endpoint};
-use crate::sql::{Dialect, ReplicaHost};
+use crate::sql::ReplicaHost;
 use crate::topology::{
-    Access, Cluster, Durability, SecretError, Server, Topology, DEFAULT_AGENT_PORT,
+    Access, Cluster, Durability, Server, Topology, TopologyParts, DEFAULT_AGENT_PORT,
     DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT,
     DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
 };
@@ -87,7 +87,7 @@ impl Default for DiscoverOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
     #[error("cannot read the credentials: {0}")]
-    Secret(#[from] SecretError),
+    Secret(#[from] crate::secrets::SecretError),
     #[error("{address} does not answer, so nothing can be discovered from it: {error}")]
     SeedUnreachable { address: Address, error: String },
     #[error(
@@ -103,6 +103,16 @@ pub enum DiscoverError {
         servers.join(", ")
     )]
     Cycle { servers: Vec<String> },
+    #[error(
+        "{first} and {second} are on one host: flipover reaches each server's agent on the \
+         default ports (836, 837), one server per host; for several servers per host write a \
+         topology file with their agent ports"
+    )]
+    SharedHost { first: String, second: String },
+    /// The tree found breaks a rule of the topology file (two servers on
+    /// one address, say): flipover cannot manage it as it is.
+    #[error("the discovered tree is not a valid topology: {0}")]
+    Invalid(#[from] crate::topology::TopologyError),
 }
 
 /// What discovery found.
@@ -154,7 +164,7 @@ pub async fn discover(
     options: &DiscoverOptions,
 ) -> Result<Discovered, DiscoverError> {
     let password = match &access.password {
-        Some(secret) => secret.resolve(std::path::Path::new("."))?,
+        Some(secret) => crate::secrets::resolve_in(secret, std::path::Path::new("."))?,
         None => String::new(),
     };
     let mut walk = Walk::default();
@@ -230,7 +240,7 @@ async fn probe(endpoint: &Endpoint, timeout: Duration) -> Result<Probe, DbError>
 }
 
 async fn read(conn: &mut Connection) -> Result<Probe, DbError> {
-    let dialect = Dialect::of(conn).await?;
+    let dialect = conn.dialect().await?;
     let mut notes = Vec::new();
     let row = conn
         .first_row(dialect.variables_query())
@@ -373,6 +383,7 @@ impl Walk {
                 },
             );
         }
+        shared_hosts(&servers)?;
         let primary = sources
             .iter()
             .position(Option::is_none)
@@ -390,25 +401,47 @@ impl Walk {
             )
             .collect();
         Ok(Discovered {
-            topology: Topology {
-                cluster: Cluster {
-                    name: options.cluster.clone().unwrap_or(primary),
-                    max_replica_lag: DEFAULT_MAX_REPLICA_LAG,
-                    max_transaction_age: DEFAULT_MAX_TRANSACTION_AGE,
-                    switchover_timeout: DEFAULT_SWITCHOVER_TIMEOUT,
-                    durability: Durability::Async,
-                    semi_sync_timeout: DEFAULT_SEMI_SYNC_TIMEOUT,
+            topology: Topology::from_parts(
+                TopologyParts {
+                    cluster: Cluster {
+                        name: options.cluster.clone().unwrap_or(primary),
+                        max_replica_lag: DEFAULT_MAX_REPLICA_LAG,
+                        max_transaction_age: DEFAULT_MAX_TRANSACTION_AGE,
+                        switchover_timeout: DEFAULT_SWITCHOVER_TIMEOUT,
+                        durability: Durability::Async,
+                        semi_sync_timeout: DEFAULT_SEMI_SYNC_TIMEOUT,
+                    },
+                    access: access.clone(),
+                    servers,
+                    hooks: Default::default(),
+                    base_dir: PathBuf::from("."),
                 },
-                access: access.clone(),
-                servers,
-                hooks: Default::default(),
-                base_dir: PathBuf::from("."),
-            },
+                "the discovered tree",
+            )?,
             unreachable,
             names: names_by_address,
             notes: self.notes,
         })
     }
+}
+
+/// Discovered servers get the default agent ports, so two of them on one
+/// host would share one agent.
+fn shared_hosts(servers: &BTreeMap<String, Server>) -> Result<(), DiscoverError> {
+    let mut seen: Vec<&Server> = Vec::new();
+    for server in servers.values() {
+        if let Some(first) = seen
+            .iter()
+            .find(|s| s.host.eq_ignore_ascii_case(&server.host))
+        {
+            return Err(DiscoverError::SharedHost {
+                first: first.name.clone(),
+                second: server.name.clone(),
+            });
+        }
+        seen.push(server);
+    }
+    Ok(())
 }
 
 /// Whether `start` is `target` or replicates, directly or not, from it.
@@ -511,12 +544,12 @@ mod tests {
         walk.add(node("b", None, None));
         walk.add(node("c", Some(3), Some(("B", 0))));
         let found = walk.finish(&access(), &DiscoverOptions::default()).unwrap();
-        let servers = &found.topology.servers;
+        let servers = &found.topology.servers();
         assert_eq!(found.topology.primary().name, "b");
         assert_eq!(servers["a"].source.as_deref(), Some("b"));
         assert_eq!(servers["c"].source.as_deref(), Some("b"));
         assert_eq!(found.unreachable, BTreeSet::from(["b".to_string()]));
-        assert_eq!(found.topology.cluster.name, "b");
+        assert_eq!(found.topology.cluster().name, "b");
     }
 
     #[test]
@@ -534,7 +567,7 @@ mod tests {
         walk.add(d);
         let found = walk.finish(&access(), &DiscoverOptions::default()).unwrap();
         assert_eq!(
-            found.topology.servers["d-3307"].source.as_deref(),
+            found.topology.servers()["d-3307"].source.as_deref(),
             Some("a")
         );
         assert_eq!(found.name_of(&Address::new("D", 3307)), Some("d-3307"));

@@ -1,6 +1,6 @@
 //! The `flipover` binary: parse the command line, dispatch, map errors to exit codes.
 
-mod cli;
+use flipover::cli;
 
 use std::process::ExitCode;
 

@@ -768,7 +768,7 @@ impl Sim<'_> {
             .servers
             .values()
             .filter_map(|s| s.facts()?.gtid.current_pos.as_deref())
-            .filter_map(|p| planner::gtid::parse_list(p).first().map(|g| g.server_id))
+            .filter_map(|p| flipover::gtid::parse_list(p).first().map(|g| g.server_id))
             .next()
             .unwrap_or(1)
     }
@@ -908,7 +908,7 @@ impl Sim<'_> {
                     gtid: backup.clone(),
                 });
                 // The restored copy holds the backup's position.
-                let seq = planner::gtid::parse_list(&backup)
+                let seq = flipover::gtid::parse_list(&backup)
                     .first()
                     .map(|g| g.seq)
                     .unwrap_or(0);
@@ -976,7 +976,7 @@ impl Sim<'_> {
                         .replica
                         .as_ref()
                         .and_then(|r| r.gtid_received.as_deref())
-                        .and_then(|p| planner::gtid::parse_list(p).first().map(|g| g.seq))
+                        .and_then(|p| flipover::gtid::parse_list(p).first().map(|g| g.seq))
                         .unwrap_or(0);
                     seq = seq.max(received).max(self.seq(name));
                 }
@@ -1180,7 +1180,7 @@ fn known_bug(case: &Case, plan: &Plan) -> Option<&'static str> {
                             return Some("C: rechain does not wait for its new source's ancestor");
                         }
                     }
-                    up = case.topology.servers[&y].source.clone();
+                    up = case.topology.servers()[&y].source.clone();
                 }
             }
             _ => {}

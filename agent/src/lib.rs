@@ -14,5 +14,7 @@ pub mod fuzz_entry;
 pub mod logging;
 pub mod mycnf;
 pub mod pki;
-pub mod protocol;
+/// The wire types live in a crate of their own (`protocol/`), so that
+/// flipover's I/O-free core can use them without the client's dependencies.
+pub use flipover_protocol as protocol;
 pub mod tls;

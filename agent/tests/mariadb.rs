@@ -123,8 +123,10 @@ async fn supervises_a_real_mariadb() {
     assert!(client.facts().await.unwrap().mysqld_running);
     assert!(process_exists(first_pid));
 
-    // Stop, and stopping again is a no-op success.
-    let facts = client.stop_mysqld().await.unwrap();
+    // Stop, and stopping again is a no-op success. The pid file appears
+    // before mysqld is ready, while the agent's own start still holds the
+    // action lock: a stop asked then is refused as busy, so wait for it.
+    let facts = stop_when_not_busy(&client).await;
     assert!(!facts.mysqld_running);
     assert_eq!(facts.mysqld_pid, None);
     wait_gone(first_pid).await;
@@ -206,4 +208,18 @@ async fn failed_start_reports_the_error_log_tail() {
     // No log_error: mysqld's stderr lands in mysqld.out next to the my.cnf.
     assert!(message.contains("mysqld.out"), "{message}");
     assert!(message.contains("no-such-option-here"), "{message}");
+}
+
+/// Stops mysqld, retrying while another start or stop (the agent's own
+/// autostart) is still in progress.
+async fn stop_when_not_busy(client: &AgentClient) -> Facts {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.stop_mysqld().await {
+            Err(AgentError::Busy { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => return other.unwrap(),
+        }
+    }
 }

@@ -3,12 +3,6 @@
 //! discovers the tree (`flipover::legacy`), builds the desired topology,
 //! prints the plan and applies it as `flipover apply` does.
 
-// The `flipover` binary's front end, for its status view and apply helpers;
-// the rest of it is unused here.
-#[allow(dead_code)]
-#[path = "../cli/mod.rs"]
-mod cli;
-
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +10,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use flipover::cli;
 use flipover::exit_codes;
 use flipover::legacy::{self, access::Flags, Address, DiscoverOptions, Discovered};
 use flipover::planner;
@@ -383,7 +378,7 @@ fn warn_undiscovered_siblings(discovered: &Discovered, args: &Args) {
         let master = &discovered.topology.primary().name;
         let found: Vec<&str> = discovered
             .topology
-            .servers
+            .servers()
             .values()
             .filter(|s| s.source.as_deref() == Some(master))
             .map(|s| s.name.as_str())

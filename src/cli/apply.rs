@@ -6,16 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use flipover::executor::journal::Journal;
-use flipover::executor::lock::LockError;
-use flipover::executor::{self, Event, EventSink, ExecutorOptions, Outcome};
-use flipover::exit_codes;
-use flipover::observe::Observed;
-use flipover::planner::PlanOptions;
-use flipover::planner::{self, human_bytes, Plan};
-use flipover::render;
-use flipover::topology::{self, Topology};
-use flipover::wire::Fingerprint;
+use crate::executor::journal::Journal;
+use crate::executor::lock::LockError;
+use crate::executor::{self, Event, EventSink, ExecutorOptions, Outcome};
+use crate::exit_codes;
+use crate::observe::Observed;
+use crate::planner::PlanOptions;
+use crate::planner::{self, human_bytes, Plan};
+use crate::render;
+use crate::topology::{self, Topology};
+use crate::wire::Fingerprint;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use miette::IntoDiagnostic;
 
@@ -95,16 +95,12 @@ fn apply_saved(args: &Args, path: &Path) -> miette::Result<i32> {
         );
         return Ok(exit_codes::ERROR);
     }
-    let mut topology = topology::parse(
+    let topology = topology::parse(
         &document.topology.text,
         Path::new(&document.topology.file_name),
     )?;
     // The primary the plan chose (`--failover`) is part of the plan.
-    for (name, source) in &document.desired {
-        if let Some(server) = topology.servers.get_mut(name) {
-            server.source = source.clone();
-        }
-    }
+    let topology = topology.with_sources(&document.desired, "the saved plan's desired tree")?;
     let observed = args.observe.observe(&topology)?;
     let changed = document
         .fingerprint

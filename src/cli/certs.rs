@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use flipover::certs::{self, CertsError};
-use flipover::exit_codes;
-use flipover::topology;
+use crate::certs::{self, CertsError};
+use crate::exit_codes;
+use crate::topology;
 use miette::IntoDiagnostic;
 
 #[derive(Debug, clap::Subcommand)]
@@ -44,7 +44,7 @@ fn init(args: InitArgs) -> miette::Result<i32> {
     let mut hosts = Vec::new();
     if let Some(file) = &args.file {
         let topology = topology::load(file)?;
-        hosts.extend(topology.servers.values().map(|s| s.host.clone()));
+        hosts.extend(topology.servers().values().map(|s| s.host.clone()));
     }
     hosts.extend(args.hosts.iter().cloned());
     let written = certs::init(&args.dir, &hosts, args.force).map_err(|e| match e {

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+use crate::exit_codes;
 use clap::CommandFactory;
 use clap_complete::Shell;
-use flipover::exit_codes;
 use miette::{Context, IntoDiagnostic};
 
 use super::Cli;

@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use flipover::exit_codes;
-use flipover::planner::{self, PlanOptions};
-use flipover::render::graph::{self, GraphFormat};
-use flipover::render::plan_json;
-use flipover::topology;
-use flipover::wire::PlanOptionsDocument;
+use crate::exit_codes;
+use crate::planner::{self, PlanOptions};
+use crate::render::graph::{self, GraphFormat};
+use crate::render::plan_json;
+use crate::topology;
+use crate::wire::PlanOptionsDocument;
 use miette::{Context, IntoDiagnostic};
 
 use super::{ObserveArgs, TopologyFileArg};

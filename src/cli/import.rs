@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flipover::discover::{self, Address, DiscoverOptions};
-use flipover::exit_codes;
-use flipover::topology::{self, Access, AgentTls, Secret};
+use crate::discover::{self, Address, DiscoverOptions};
+use crate::exit_codes;
+use crate::topology::{self, Access, AgentTls, Secret, Topology};
 use miette::{Context, IntoDiagnostic};
 
 #[derive(Debug, clap::Args)]
@@ -68,7 +68,7 @@ pub fn run(args: Args) -> miette::Result<i32> {
         cluster: args.cluster.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-    let mut discovered = runtime
+    let discovered = runtime
         .block_on(discover::discover(&connect_access, &[seed], &options))
         .into_diagnostic()
         .wrap_err("cannot import the cluster")?;
@@ -78,7 +78,8 @@ pub fn run(args: Args) -> miette::Result<i32> {
     for server in &discovered.unreachable {
         eprintln!("warning: {server} does not answer: imported from what its neighbours say");
     }
-    discovered.topology.access = Access {
+    let mut parts = discovered.topology.to_parts();
+    parts.access = Access {
         user: args.user,
         password: Some(Secret::Env(args.password_env)),
         repl_user: args.repl_user,
@@ -89,10 +90,11 @@ pub fn run(args: Args) -> miette::Result<i32> {
         // The operator adds the agents' TLS files (or `insecure = true`).
         agent_tls: AgentTls::Unset,
     };
+    let topology = Topology::from_parts(parts, "the imported cluster")?;
     let text = format!(
         "# Imported by `flipover import` from {}: the replication tree as the servers describe it.\n\n{}",
         args.from,
-        topology::to_toml(&discovered.topology)
+        topology::to_toml(&topology)
     );
     match &args.out {
         Some(path) => {
@@ -102,7 +104,7 @@ pub fn run(args: Args) -> miette::Result<i32> {
             eprintln!(
                 "wrote {} ({} servers); check it with `flipover plan -f {}`",
                 path.display(),
-                discovered.topology.servers.len(),
+                discovered.topology.servers().len(),
                 path.display()
             );
         }

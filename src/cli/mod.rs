@@ -16,9 +16,9 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::observe::{ObserveOptions, Observed};
+use crate::topology::Topology;
 use clap::{Parser, Subcommand};
-use flipover::observe::{ObserveOptions, Observed};
-use flipover::topology::Topology;
 use flipover_agent::logging::LogFormat;
 use miette::{Context, IntoDiagnostic};
 
@@ -101,7 +101,7 @@ impl ObserveArgs {
     pub fn observe(&self, topology: &Topology) -> miette::Result<Observed> {
         tokio::runtime::Runtime::new()
             .into_diagnostic()?
-            .block_on(flipover::observe::observe(topology, &self.options()))
+            .block_on(crate::observe::observe(topology, &self.options()))
             .into_diagnostic()
             .wrap_err("cannot observe the servers")
     }
@@ -121,7 +121,7 @@ pub fn read_observed(path: &Path, topology: &Topology) -> miette::Result<Observe
             )
         })?;
     let missing: Vec<&str> = topology
-        .servers
+        .servers()
         .keys()
         .filter(|name| !observed.servers.contains_key(*name))
         .map(String::as_str)

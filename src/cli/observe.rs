@@ -1,7 +1,7 @@
 //! `flipover observe -f FILE > observed.json`: record the observed state,
 //! for `plan --observed` on machines that cannot reach the servers.
 
-use flipover::{exit_codes, topology};
+use crate::{exit_codes, topology};
 use miette::IntoDiagnostic;
 
 use super::{ObserveArgs, TopologyFileArg};

@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use flipover::exit_codes;
-use flipover::observe::Observed;
-use flipover::planner::{self, PlanOptions};
-use flipover::render;
-use flipover::topology::{self, Topology};
-use flipover::wire::PlanOptionsDocument;
+use crate::exit_codes;
+use crate::observe::Observed;
+use crate::planner::{self, PlanOptions};
+use crate::render;
+use crate::topology::{self, Topology};
+use crate::wire::PlanOptionsDocument;
 use miette::{Context, IntoDiagnostic};
 
 use super::{ObserveArgs, TopologyFileArg};

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use flipover::exit_codes;
-use flipover::sandbox;
+use crate::exit_codes;
+use crate::sandbox;
 use miette::IntoDiagnostic;
 
 #[derive(Debug, clap::Subcommand)]

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use flipover::exit_codes;
-use flipover::render::{plan_markdown, plan_text};
-use flipover::wire::{PlanDocument, PlanFileError};
+use crate::exit_codes;
+use crate::render::{plan_markdown, plan_text};
+use crate::wire::{PlanDocument, PlanFileError};
 use miette::{Context, IntoDiagnostic};
 
 #[derive(Debug, clap::Args)]

@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use flipover::exit_codes;
-use flipover::observe::{self, Observed, ServerObservation};
-use flipover::planner::tree::{ObservedSource, ObservedTree};
-use flipover::topology::{self, Topology};
+use crate::exit_codes;
+use crate::observe::{self, Observed, ServerObservation};
+use crate::topology::{self, Topology};
+use crate::view::{ObservedSource, ObservedTree};
 use miette::IntoDiagnostic;
 
 use super::TopologyFileArg;
@@ -109,7 +109,7 @@ fn render_node(
 fn headline(topology: &Topology, tree: &ObservedTree, server: &ServerObservation) -> String {
     let address = format!("{}:{}", server.host, server.port);
     let desired = match topology
-        .servers
+        .servers()
         .get(&server.name)
         .and_then(|s| s.source.as_deref())
     {

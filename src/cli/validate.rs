@@ -1,7 +1,7 @@
 //! `flipover validate -f FILE`: check a topology file.
 
-use flipover::exit_codes;
-use flipover::topology;
+use crate::exit_codes;
+use crate::topology;
 
 use super::TopologyFileArg;
 
@@ -14,7 +14,7 @@ pub struct Args {
 pub fn run(args: Args) -> miette::Result<i32> {
     let topology = topology::load(&args.topology.file)?;
     let hooks: Vec<String> = topology
-        .hooks
+        .hooks()
         .commands
         .iter()
         .filter(|(_, commands)| !commands.is_empty())
@@ -23,8 +23,8 @@ pub fn run(args: Args) -> miette::Result<i32> {
     println!(
         "{}: valid: cluster {}, {} servers, primary {}{}",
         args.topology.file.display(),
-        topology.cluster.name,
-        topology.servers.len(),
+        topology.cluster().name,
+        topology.servers().len(),
         topology.primary().name,
         if hooks.is_empty() {
             String::new()

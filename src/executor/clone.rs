@@ -10,8 +10,8 @@ use flipover_agent::client::{AgentClient, AgentError};
 use flipover_agent::protocol::{CloneReceiveRequest, CloneSendRequest, JobState, JobStatus};
 use rand::distr::{Alphanumeric, SampleString};
 
-use super::agents;
-use super::{checkpoint, Context, Event, StepError};
+use super::{checkpoint, Context, Event, Failure, StepError};
+use crate::agents;
 use crate::planner::CloneStep;
 
 /// How often both jobs are polled.
@@ -31,13 +31,11 @@ pub struct CloneOutcome {
 
 pub async fn run(context: &Context, number: usize, step: &CloneStep) -> Result<(), StepError> {
     let topology = &context.topology;
-    let target_server = &topology.servers[&step.target];
-    let donor_server = &topology.servers[&step.donor];
+    let target_server = &topology.servers()[&step.target];
+    let donor_server = &topology.servers()[&step.donor];
     let timeout = context.options.connect_timeout;
-    let target = agents::client_for(topology, target_server, timeout)
-        .map_err(|e| StepError::new(e.to_string()))?;
-    let donor = agents::client_for(topology, donor_server, timeout)
-        .map_err(|e| StepError::new(e.to_string()))?;
+    let target = agents::client_for(topology, target_server, timeout)?;
+    let donor = agents::client_for(topology, donor_server, timeout)?;
 
     let donor_lock = Arc::clone(
         context
@@ -50,10 +48,11 @@ pub async fn run(context: &Context, number: usize, step: &CloneStep) -> Result<(
     let _donor_turn = donor_lock.lock().await;
 
     // Sized now, not at plan time: the donor's datadir may have grown.
-    let donor_facts = donor
-        .facts()
-        .await
-        .map_err(|e| StepError::new(format!("donor {}: {e}", step.donor)))?;
+    let donor_facts = donor.facts().await.map_err(|e| {
+        StepError::from(e)
+            .nothing_changed()
+            .context(format!("donor {}", step.donor))
+    })?;
     let expected_bytes = donor_facts
         .datadir_bytes
         .or(step.estimated_bytes)
@@ -67,7 +66,12 @@ pub async fn run(context: &Context, number: usize, step: &CloneStep) -> Result<(
             replace: step.destructive,
         })
         .await
-        .map_err(|e| StepError::new(format!("target {} refused the clone: {e}", step.target)))?;
+        .map_err(|e| {
+            StepError::unchanged(
+                Failure::Agent,
+                format!("target {} refused the clone: {e}", step.target),
+            )
+        })?;
     let send = donor
         .clone_send(&CloneSendRequest {
             target_host: target_server.host.clone(),
@@ -83,11 +87,18 @@ pub async fn run(context: &Context, number: usize, step: &CloneStep) -> Result<(
             // ends with the target as it was.
             let restored =
                 wait_for_end(&target, &receive.id, context, number, expected_bytes).await;
-            return Err(StepError::new(format!(
+            let message = format!(
                 "donor {} refused to stream: {e}{}",
                 step.donor,
                 describe_restore(&restored)
-            )));
+            );
+            return Err(match restored {
+                // The target put its datadir back: as the plan found it.
+                Ok(job) if job.state == JobState::Failed => {
+                    StepError::restored(Failure::Agent, message)
+                }
+                _ => StepError::new(Failure::Agent, message),
+            });
         }
     };
 
@@ -95,10 +106,13 @@ pub async fn run(context: &Context, number: usize, step: &CloneStep) -> Result<(
     match finished {
         Ok(job) if job.state == JobState::Succeeded => {
             let result = job.result.ok_or_else(|| {
-                StepError::new(format!(
-                    "{}'s agent reported success without the backup's position",
-                    step.target
-                ))
+                StepError::new(
+                    Failure::Clone,
+                    format!(
+                        "{}'s agent reported success without the backup's position",
+                        step.target
+                    ),
+                )
             })?;
             context.clones.lock().expect("clone results lock").insert(
                 step.target.clone(),
@@ -117,11 +131,16 @@ pub async fn run(context: &Context, number: usize, step: &CloneStep) -> Result<(
                 .and_then(|d| d.error)
                 .map(|e| format!("\ndonor {}: {e}", step.donor))
                 .unwrap_or_default();
-            Err(StepError::new(format!(
-                "target {}: {}{donor_error}",
-                step.target,
-                job.error.unwrap_or_else(|| "failed".to_string())
-            )))
+            // A failed receive job puts the previous datadir back and
+            // restarts mysqld if it ran (the agent's invariant).
+            Err(StepError::restored(
+                Failure::Clone,
+                format!(
+                    "target {}: {}{donor_error}",
+                    step.target,
+                    job.error.unwrap_or_else(|| "failed".to_string())
+                ),
+            ))
         }
         Err(e) => Err(e),
     }
@@ -167,25 +186,31 @@ async fn wait_for_end(
             // The agent answers but forgot the job: it restarted, and its
             // startup put the previous datadir back.
             Err(AgentError::Failed { status: 404, .. }) => {
-                return Err(StepError::new(
+                return Err(StepError::restored(
+                    Failure::Clone,
                     "the target's agent restarted during the clone and forgot it; \
-                     at startup it puts the previous datadir back: plan again"
-                        .to_string(),
+                     at startup it puts the previous datadir back: plan again",
                 ));
             }
             Err(e) if last_heard.elapsed() > AGENT_SILENCE_LIMIT => {
-                return Err(StepError::new(format!(
-                    "lost the target's agent for {}s while cloning: {e}; check the target before retrying",
-                    AGENT_SILENCE_LIMIT.as_secs()
-                )));
+                return Err(StepError::new(
+                    Failure::Agent,
+                    format!(
+                        "lost the target's agent for {}s while cloning: {e}; check the target before retrying",
+                        AGENT_SILENCE_LIMIT.as_secs()
+                    ),
+                ));
             }
             Err(_) => {}
         }
         if started.elapsed() > context.options.clone_timeout {
-            return Err(StepError::new(format!(
-                "the clone did not finish within {:?}",
-                context.options.clone_timeout
-            )));
+            return Err(StepError::new(
+                Failure::Timeout,
+                format!(
+                    "the clone did not finish within {:?}",
+                    context.options.clone_timeout
+                ),
+            ));
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
@@ -225,16 +250,16 @@ pub async fn confirm(context: &Context, target: &str) -> Result<(), StepError> {
     let Some(outcome) = outcome else {
         return Ok(());
     };
-    let server = &context.topology.servers[target];
-    let client = agents::client_for(&context.topology, server, context.options.connect_timeout)
-        .map_err(|e| StepError::new(e.to_string()))?;
+    let server = &context.topology.servers()[target];
+    let client = agents::client_for(&context.topology, server, context.options.connect_timeout)?;
     client
         .confirm_clone(&outcome.receive_job)
         .await
         .map_err(|e| {
-            StepError::new(format!(
-                "{target}: could not discard the previous datadir: {e}"
-            ))
+            StepError::new(
+                Failure::Agent,
+                format!("{target}: could not discard the previous datadir: {e}"),
+            )
         })?;
     Ok(())
 }
@@ -244,21 +269,24 @@ pub async fn confirm(context: &Context, target: &str) -> Result<(), StepError> {
 /// proven: without this its previous datadir would stay on disk, and an
 /// agent restart would put it back in place of the working copy.
 pub async fn confirm_left_over(context: &Context, target: &str) -> Result<(), StepError> {
-    let server = &context.topology.servers[target];
-    let client = agents::client_for(&context.topology, server, context.options.connect_timeout)
-        .map_err(|e| StepError::new(e.to_string()))?;
+    let server = &context.topology.servers()[target];
+    let client = agents::client_for(&context.topology, server, context.options.connect_timeout)?;
     let facts = client.facts().await.map_err(|e| {
-        StepError::new(format!(
-            "{target} replicates, but its agent did not say whether a clone awaits confirmation: {e}"
-        ))
+        StepError::new(
+            Failure::Agent,
+            format!(
+                "{target} replicates, but its agent did not say whether a clone awaits confirmation: {e}"
+            ),
+        )
     })?;
     let Some(job) = facts.unconfirmed_clone_job else {
         return Ok(());
     };
     client.confirm_clone(&job).await.map_err(|e| {
-        StepError::new(format!(
-            "{target} replicates, but its previous datadir could not be discarded: {e}"
-        ))
+        StepError::new(
+            Failure::Agent,
+            format!("{target} replicates, but its previous datadir could not be discarded: {e}"),
+        )
     })?;
     Ok(())
 }

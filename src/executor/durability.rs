@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::replication::{connect, step_error};
-use super::{Context, Event, StepError};
+use super::replication::connect;
+use super::{Context, Event, Failure, StepError};
 use crate::db::Connection;
 use crate::observe::SemiSync;
 use crate::planner::SemiSyncStep;
@@ -35,29 +35,28 @@ pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Resul
     };
 
     // 0. The primary is still the primary: it replicates from nobody.
-    let server = &topology.servers[&step.primary];
+    let server = &topology.servers()[&step.primary];
     let mut conn = connect(context, server).await?;
-    let dialect = Dialect::of(&mut conn).await.map_err(step_error)?;
-    if let Some(row) = conn
-        .first_row(dialect.replica_status_query())
-        .await
-        .map_err(step_error)?
-    {
+    let dialect = conn.dialect().await?;
+    if let Some(row) = conn.first_row(dialect.replica_status_query()).await? {
         let source = dialect
             .parse_replica_status(&row)
             .map(|r| format!("{}:{}", r.source_host, r.source_port))
             .unwrap_or_else(|_| "a source".to_string());
         conn.close().await;
-        return Err(StepError::new(format!(
-            "{} replicates from {source}: it is not the primary; nothing was changed",
-            step.primary
-        )));
+        return Err(StepError::unchanged(
+            Failure::Precheck,
+            format!(
+                "{} replicates from {source}: it is not the primary; nothing was changed",
+                step.primary
+            ),
+        ));
     }
 
     // 1. Replicas acknowledge; nobody but the primary waits.
     for name in &step.replicas {
-        let mut conn = connect(context, &topology.servers[name]).await?;
-        let dialect = Dialect::of(&mut conn).await.map_err(step_error)?;
+        let mut conn = connect(context, &topology.servers()[name]).await?;
+        let dialect = conn.dialect().await?;
         let before = read_state(&mut conn, name).await?;
         if before.master_enabled {
             execute(&mut conn, &semi_sync::set_primary_side(dialect, false)).await?;
@@ -71,9 +70,12 @@ pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Resul
         {
             execute(&mut conn, dialect.stop_io_thread()).await?;
             if let Err(error) = execute(&mut conn, dialect.start_io_thread()).await {
-                return Err(StepError::new(format!(
+                return Err(StepError::new(
+                    Failure::Replication,
+                    format!(
                     "{name}: restarting its IO thread failed, replication is stopped there: {error}"
-                )));
+                ),
+                ));
             }
             note(format!("{name}: replica side on (IO thread restarted)"));
         } else if !before.slave_enabled {
@@ -99,7 +101,7 @@ pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Resul
     let direct = step
         .replicas
         .iter()
-        .filter(|r| topology.servers[r.as_str()].source.as_deref() == Some(step.primary.as_str()))
+        .filter(|r| topology.servers()[r.as_str()].source.as_deref() == Some(step.primary.as_str()))
         .count() as u64;
     let started = Instant::now();
     let mut first_seen: Option<Instant> = None;
@@ -141,45 +143,45 @@ pub async fn run(context: &Context, number: usize, step: &SemiSyncStep) -> Resul
                 }
             }
             conn.close().await;
-            return Err(StepError::new(format!(
-                "{} did not report semi-sync ON with a semi-sync replica within {} s \
+            return Err(StepError::new(
+                Failure::Replication,
+                format!(
+                    "{} did not report semi-sync ON with a semi-sync replica within {} s \
                  (status {}, {} clients){undo}",
-                step.primary,
-                VERIFY_TIMEOUT.as_secs(),
-                if now.master_status { "ON" } else { "OFF" },
-                now.master_clients
-            )));
+                    step.primary,
+                    VERIFY_TIMEOUT.as_secs(),
+                    if now.master_status { "ON" } else { "OFF" },
+                    now.master_clients
+                ),
+            ));
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
 async fn read_state(conn: &mut Connection, name: &str) -> Result<SemiSync, StepError> {
-    let variables = conn.rows(semi_sync::VARIABLES).await.map_err(step_error)?;
-    let status = conn.rows(semi_sync::STATUS).await.map_err(step_error)?;
+    let variables = conn.rows(semi_sync::VARIABLES).await?;
+    let status = conn.rows(semi_sync::STATUS).await?;
     semi_sync::parse(&variables, &status)
-        .map_err(|e| StepError::new(format!("{name}: {e}")))?
+        .map_err(|e| StepError::from(e).context(name))?
         .ok_or_else(|| {
-            StepError::new(format!(
+            StepError::unchanged(
+                Failure::Precheck,
+                format!(
                 "{name} has no semi-synchronous replication (MySQL: install the semi-sync plugins)"
-            ))
+            ),
+            )
         })
 }
 
 async fn io_running(conn: &mut Connection, dialect: Dialect) -> Result<bool, StepError> {
-    let Some(row) = conn
-        .first_row(dialect.replica_status_query())
-        .await
-        .map_err(step_error)?
-    else {
+    let Some(row) = conn.first_row(dialect.replica_status_query()).await? else {
         return Ok(false);
     };
-    let status = dialect
-        .parse_replica_status(&row)
-        .map_err(|e| StepError::new(e.to_string()))?;
+    let status = dialect.parse_replica_status(&row)?;
     Ok(status.io_running() || status.io_running.eq_ignore_ascii_case("connecting"))
 }
 
 async fn execute(conn: &mut Connection, statement: &str) -> Result<(), StepError> {
-    conn.execute(statement).await.map_err(step_error)
+    Ok(conn.execute(statement).await?)
 }

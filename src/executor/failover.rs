@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use futures::future::{join_all, try_join_all};
 
-use super::replication::{connect, repoint, source_address, step_error, value};
-use super::{checkpoint, Context, Event, StepError};
+use super::replication::{connect, repoint, source_address, value, wait_for_position};
+use super::{checkpoint, Context, Event, Failure, StepError};
 use crate::db::{self, Connection, Endpoint};
-use crate::planner::{gtid, FailoverStep};
+use crate::gtid;
+use crate::planner::FailoverStep;
 use crate::sql::Dialect;
 
 pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Result<(), StepError> {
@@ -24,17 +25,17 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
     let mut conns = try_join_all(
         names
             .iter()
-            .map(|n| connect(context, &topology.servers[n.as_str()])),
+            .map(|n| connect(context, &topology.servers()[n.as_str()])),
     )
     .await?;
-    let dialect = Dialect::of(&mut conns[0]).await.map_err(step_error)?;
+    let dialect = conns[0].dialect().await?;
 
     // 1. Nothing more arrives from the old primary, should it be half alive.
-    try_join_all(conns.iter_mut().map(|c| async move {
-        c.execute(dialect.stop_io_thread())
-            .await
-            .map_err(step_error)
-    }))
+    try_join_all(
+        conns
+            .iter_mut()
+            .map(|c| async move { c.execute(dialect.stop_io_thread()).await }),
+    )
     .await?;
     checkpoint::reach(context, number, "failover.io_stopped").await;
 
@@ -48,9 +49,8 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
     .await;
     if let Err(error) = drained {
         restart_io_threads(&mut conns, dialect).await;
-        return Err(StepError::new(format!(
-            "{error}; nothing was changed (IO threads restarted)"
-        )));
+        let message = format!("{error}; nothing was changed (IO threads restarted)");
+        return Err(error.rolled_back(message));
     }
 
     checkpoint::reach(context, number, "failover.drained").await;
@@ -67,10 +67,13 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
             (1..names.len()).find(|i| gtid::not_reached(&positions[*i], &everything).is_empty());
         let Some(ahead) = ahead else {
             restart_io_threads(&mut conns, dialect).await;
-            return Err(StepError::new("no replica holds everything the others received; nothing was changed (IO threads restarted)".to_string()));
+            return Err(StepError::restored(
+                Failure::Precheck,
+                "no replica holds everything the others received; nothing was changed (IO threads restarted)",
+            ));
         };
         let target = positions[ahead].clone();
-        let ahead_server = &topology.servers[names[ahead].as_str()];
+        let ahead_server = &topology.servers()[names[ahead].as_str()];
         let caught_up = catch_up(
             context,
             &mut conns[0],
@@ -82,10 +85,13 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
         .await;
         if let Err(error) = caught_up {
             restart_io_threads(&mut conns, dialect).await;
-            return Err(StepError::new(format!(
+            // Its source is `ahead` now: nothing was promoted, but not
+            // everything is as it was.
+            let message = format!(
                 "{} could not catch up from {}: {error}; nothing was promoted (IO threads restarted)",
                 step.new_primary, names[ahead]
-            )));
+            );
+            return Err(StepError::new(error.failure, message));
         }
         context.events.emit(Event::Note {
             number,
@@ -101,18 +107,9 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
 
     // 4. Promote.
     let primary = &mut conns[0];
-    primary
-        .execute(dialect.stop_replica())
-        .await
-        .map_err(step_error)?;
-    primary
-        .execute(dialect.reset_replica_all())
-        .await
-        .map_err(step_error)?;
-    primary
-        .execute(&dialect.set_read_only(false))
-        .await
-        .map_err(step_error)?;
+    primary.execute(dialect.stop_replica()).await?;
+    primary.execute(dialect.reset_replica_all()).await?;
+    primary.execute(&dialect.set_read_only(false)).await?;
     context.events.emit(Event::Note {
         number,
         title: format!("failover {} -> {}", step.old_primary, step.new_primary),
@@ -125,14 +122,12 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
     checkpoint::reach(context, number, "failover.promoted").await;
 
     // 5. Everyone else follows the new primary.
-    let new_source = source_address(context, &topology.servers[&step.new_primary])?;
+    let new_source = source_address(context, &topology.servers()[&step.new_primary])?;
     let results = join_all(conns.iter_mut().zip(&names).skip(1).map(|(conn, name)| {
         let new_source = new_source.clone();
         async move {
             let moved = async {
-                conn.execute(dialect.stop_replica())
-                    .await
-                    .map_err(step_error)?;
+                conn.execute(dialect.stop_replica()).await?;
                 repoint(conn, dialect, &new_source, name).await
             }
             .await;
@@ -150,11 +145,14 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(StepError::new(format!(
-            "{} is the primary now, but not every replica follows it: {}",
-            step.new_primary,
-            failed.join("; ")
-        )))
+        Err(StepError::new(
+            Failure::Replication,
+            format!(
+                "{} is the primary now, but not every replica follows it: {}",
+                step.new_primary,
+                failed.join("; ")
+            ),
+        ))
     }
 }
 
@@ -162,22 +160,23 @@ pub async fn run(context: &Context, number: usize, step: &FailoverStep) -> Resul
 /// the data. Checked with the connect timeout, right before acting.
 async fn ensure_still_dead(context: &Context, old: &str) -> Result<(), StepError> {
     let topology = &context.topology;
-    let server = &topology.servers[old];
+    let server = &topology.servers()[old];
     let endpoint = Endpoint {
         host: server.host.clone(),
         port: server.port,
-        user: topology.access.user.clone(),
-        password: topology
-            .resolve_secret(topology.access.password.as_ref())
-            .map_err(|e| StepError::new(e.to_string()))?,
+        user: topology.access().user.clone(),
+        password: crate::secrets::resolve(&topology, topology.access().password.as_ref())?,
         socket: None,
     };
     match db::connect(&endpoint, context.options.probe_timeout).await {
         Ok(conn) => {
             conn.close().await;
-            Err(StepError::new(format!(
-                "{old} answers again: a failover now would fork the data; nothing was changed (plan again)"
-            )))
+            Err(StepError::unchanged(
+                Failure::Precheck,
+                format!(
+                    "{old} answers again: a failover now would fork the data; nothing was changed (plan again)"
+                ),
+            ))
         }
         Err(_) => Ok(()),
     }
@@ -192,32 +191,27 @@ async fn drain(
 ) -> Result<(), StepError> {
     let row = conn
         .first_row(dialect.replica_status_query())
-        .await
-        .map_err(step_error)?
-        .ok_or_else(|| StepError::new(format!("{name} does not replicate")))?;
-    let status = dialect
-        .parse_replica_status(&row)
-        .map_err(|e| StepError::new(e.to_string()))?;
+        .await?
+        .ok_or_else(|| {
+            StepError::new(Failure::Replication, format!("{name} does not replicate"))
+        })?;
+    let status = dialect.parse_replica_status(&row)?;
     if let Some(error) = status.last_sql_error {
-        return Err(StepError::new(format!(
-            "{name}'s replication stopped on an error: {error}"
-        )));
+        return Err(StepError::new(
+            Failure::Replication,
+            format!("{name}'s replication stopped on an error: {error}"),
+        ));
     }
     let Some(received) = status.gtid_received.filter(|r| !r.is_empty()) else {
         return Ok(());
     };
-    let waited = value(
-        conn,
-        &dialect.wait_for_position(&received, timeout),
-        "result",
-    )
-    .await?;
-    if dialect.wait_succeeded(Some(&waited)) {
+    if wait_for_position(conn, dialect, &received, timeout).await? {
         Ok(())
     } else {
-        Err(StepError::new(format!(
-            "{name} did not apply its relay log ({received}) within {timeout} s"
-        )))
+        Err(StepError::new(
+            Failure::CatchUp,
+            format!("{name} did not apply its relay log ({received}) within {timeout} s"),
+        ))
     }
 }
 
@@ -231,25 +225,19 @@ async fn catch_up(
     target: &str,
     timeout: u64,
 ) -> Result<(), StepError> {
-    conn.execute(dialect.stop_replica())
-        .await
-        .map_err(step_error)?;
+    conn.execute(dialect.stop_replica()).await?;
     conn.execute(&dialect.change_source(&source_address(context, ahead)?))
-        .await
-        .map_err(step_error)?;
-    conn.execute(dialect.start_replica())
-        .await
-        .map_err(step_error)?;
-    let waited = value(conn, &dialect.wait_for_position(target, timeout), "result").await?;
-    conn.execute(dialect.stop_replica())
-        .await
-        .map_err(step_error)?;
-    if dialect.wait_succeeded(Some(&waited)) {
+        .await?;
+    conn.execute(dialect.start_replica()).await?;
+    let reached = wait_for_position(conn, dialect, target, timeout).await?;
+    conn.execute(dialect.stop_replica()).await?;
+    if reached {
         Ok(())
     } else {
-        Err(StepError::new(format!(
-            "did not reach {target} within {timeout} s"
-        )))
+        Err(StepError::new(
+            Failure::CatchUp,
+            format!("did not reach {target} within {timeout} s"),
+        ))
     }
 }
 

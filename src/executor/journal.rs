@@ -10,7 +10,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use tokio::sync::Mutex;
 
 use super::lock::{ClusterLock, SILENT_SERVER_LIMIT};
-use crate::db::{quote_literal, Connection};
+use crate::db::Connection;
 use crate::sql;
 
 pub struct Journal {
@@ -27,7 +27,7 @@ impl Journal {
         let mut connections = Vec::new();
         for mut conn in lock.into_connections() {
             let mut ready = true;
-            for statement in sql::JOURNAL_SETUP {
+            for statement in sql::journal::SETUP {
                 if conn.execute(statement).await.is_err() {
                     ready = false;
                     break;
@@ -61,17 +61,8 @@ impl Journal {
     /// clone target restarts, for one).
     pub async fn record(&self, step: &str, state: &str, detail: Option<&str>) {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-        let statement = format!(
-            "INSERT INTO flipover.journal (apply_id, seq, step, state, detail, operator) \
-             VALUES ({}, {seq}, {}, {}, {}, {})",
-            quote_literal(&self.apply_id),
-            quote_literal(step),
-            quote_literal(state),
-            detail
-                .map(quote_literal)
-                .unwrap_or_else(|| "NULL".to_string()),
-            quote_literal(&self.operator)
-        );
+        let statement =
+            sql::journal::insert(&self.apply_id, seq, step, state, detail, &self.operator);
         let mut connections = self.connections.lock().await;
         let mut silent = Vec::new();
         for (i, conn) in connections.iter_mut().enumerate() {

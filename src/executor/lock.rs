@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::db::{self, Connection, DbError, Endpoint};
 use crate::observe::Observed;
 use crate::sql;
-use crate::topology::{SecretError, Topology};
+use crate::topology::Topology;
 
 /// The locks this apply holds, one connection per server.
 pub struct ClusterLock {
@@ -24,15 +24,9 @@ pub enum LockError {
         holder: String,
     },
     #[error(transparent)]
-    Secret(#[from] SecretError),
+    Secret(#[from] crate::secrets::SecretError),
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-/// The lock's name: per cluster (MySQL limits names to 64 characters;
-/// characters, not bytes: a cluster name may be any text).
-pub fn lock_name(cluster: &str) -> String {
-    format!("flipover:{cluster}").chars().take(64).collect()
 }
 
 /// Takes the cluster's lock on every server that answered at observation.
@@ -42,12 +36,12 @@ pub async fn acquire(
     observed: &Observed,
     timeout: Duration,
 ) -> Result<ClusterLock, LockError> {
-    let name = lock_name(&topology.cluster.name);
-    let password = topology.resolve_secret(topology.access.password.as_ref())?;
+    let name = sql::lock::name(&topology.cluster().name);
+    let password = crate::secrets::resolve(&topology, topology.access().password.as_ref())?;
     let mut lock = ClusterLock {
         connections: Vec::new(),
     };
-    for server in topology.servers.values() {
+    for server in topology.servers().values() {
         if !observed
             .servers
             .get(&server.name)
@@ -58,7 +52,7 @@ pub async fn acquire(
         let endpoint = Endpoint {
             host: server.host.clone(),
             port: server.port,
-            user: topology.access.user.clone(),
+            user: topology.access().user.clone(),
             password: password.clone(),
             socket: None,
         };
@@ -67,10 +61,7 @@ pub async fn acquire(
             continue;
         };
         let got = conn
-            .first_row(&format!(
-                "SELECT GET_LOCK({}, 0) AS got",
-                db::quote_literal(&name)
-            ))
+            .first_row(&sql::lock::try_acquire(&name))
             .await?
             .and_then(|row| sql::column(&row, "got").map(str::to_string));
         if got.as_deref() == Some("1") {
@@ -81,7 +72,7 @@ pub async fn acquire(
         conn.close().await;
         lock.release().await;
         return Err(LockError::Held {
-            cluster: topology.cluster.name.clone(),
+            cluster: topology.cluster().name.clone(),
             server: server.name.clone(),
             holder,
         });
@@ -91,12 +82,7 @@ pub async fn acquire(
 
 /// "connection 42 of flipover@127.0.0.1:40312, for 12 s".
 async fn describe_holder(conn: &mut Connection, name: &str) -> String {
-    let query = format!(
-        "SELECT p.id, p.user, p.host, p.time FROM information_schema.processlist p \
-         WHERE p.id = IS_USED_LOCK({})",
-        db::quote_literal(name)
-    );
-    match conn.first_row(&query).await {
+    match conn.first_row(&sql::lock::holder(name)).await {
         Ok(Some(row)) => format!(
             "connection {} of {}@{}, for {} s",
             sql::column(&row, "id").unwrap_or("?"),
@@ -128,23 +114,10 @@ impl ClusterLock {
     pub async fn release(self) {
         for mut conn in self.connections {
             let released = async {
-                let _ = conn.execute("SELECT RELEASE_ALL_LOCKS()").await;
+                let _ = conn.execute(sql::lock::RELEASE_ALL).await;
                 conn.close().await;
             };
             let _ = tokio::time::timeout(SILENT_SERVER_LIMIT, released).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lock_names_are_cut_at_64_characters_not_bytes() {
-        assert_eq!(lock_name("shop"), "flipover:shop");
-        let name = lock_name(&"ü".repeat(100));
-        assert_eq!(name.chars().count(), 64);
-        assert!(name.starts_with("flipover:üü"));
     }
 }

@@ -7,10 +7,10 @@
 //! skips the steps that depend on it; independent branches still finish, so
 //! a clone that worked is not left without its replication.
 
-pub mod agents;
 pub mod checkpoint;
 mod clone;
 mod durability;
+mod error;
 mod events;
 mod failover;
 mod hooks;
@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::planner::{Plan, Step};
 use crate::topology::Topology;
+pub use error::{Failure, ServersLeft, StepError};
 pub use events::{Event, EventSink};
 pub use hooks::HookError;
 
@@ -57,17 +58,6 @@ impl Default for ExecutorOptions {
     }
 }
 
-/// Why a step failed, in words for the operator.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct StepError(pub String);
-
-impl StepError {
-    pub fn new(message: impl Into<String>) -> StepError {
-        StepError(message.into())
-    }
-}
-
 /// What happened to each step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -75,7 +65,7 @@ pub enum Outcome {
         elapsed: Duration,
     },
     Failed {
-        error: String,
+        error: StepError,
     },
     /// Not started: a step it depends on failed.
     Skipped,
@@ -184,16 +174,15 @@ pub async fn apply(
             }
             Err(mut error) => {
                 if let Step::Switchover(_) = &plan.graph[node] {
-                    error
-                        .0
-                        .push_str(&undo_rechains_before(&context, plan, node, &outcomes).await);
+                    let undone = undo_rechains_before(&context, plan, node, &outcomes).await;
+                    error = error.and(undone);
                 }
                 context.events.emit(Event::StepFailed {
                     number: number(node),
                     title,
-                    error: error.0.clone(),
+                    error: error.message.clone(),
                 });
-                Outcome::Failed { error: error.0 }
+                Outcome::Failed { error }
             }
         };
         outcomes.insert(node, outcome);
@@ -233,13 +222,14 @@ async fn run_with_hooks(context: &Context, number: usize, step: &Step) -> Result
             context,
             number,
             &event,
-            context.topology.hooks.for_event(pre),
+            context.topology.hooks().for_event(pre),
         )
         .await
         {
-            result = Err(StepError(format!(
-                "{error}\nnothing was changed: the {pre} hook vetoes the step"
-            )));
+            result = Err(StepError::unchanged(
+                Failure::HookVeto,
+                format!("{error}\nnothing was changed: the {pre} hook vetoes the step"),
+            ));
         }
     }
     if result.is_ok() {
@@ -248,7 +238,7 @@ async fn run_with_hooks(context: &Context, number: usize, step: &Step) -> Result
     if let Some(journal) = &context.journal {
         match &result {
             Ok(()) => journal.record(&title, "succeeded", None).await,
-            Err(e) => journal.record(&title, "failed", Some(&e.0)).await,
+            Err(e) => journal.record(&title, "failed", Some(&e.message)).await,
         }
     }
     if let (Ok(()), Some(post)) = (&result, post) {
@@ -257,7 +247,7 @@ async fn run_with_hooks(context: &Context, number: usize, step: &Step) -> Result
             context,
             number,
             &event,
-            context.topology.hooks.for_event(post),
+            context.topology.hooks().for_event(post),
         )
         .await
         {
@@ -322,9 +312,9 @@ async fn run_step(context: &Context, number: usize, step: &Step) -> Result<(), S
             context,
             number,
             &again.event,
-            context.topology.hooks.for_event(again.hook),
+            context.topology.hooks().for_event(again.hook),
         )
         .await
-        .map_err(|e| StepError(e.to_string())),
+        .map_err(|e| StepError::new(Failure::Hook, e.to_string())),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{checkpoint, clone, Context, StepError};
+use super::{checkpoint, clone, Context, Failure, StepError};
 use crate::db::{self, Connection, Endpoint};
 use crate::planner::{SetReadOnlyStep, StartPosition, StartReplicationStep};
 use crate::sql::{self, Dialect, SourceAddress};
@@ -18,10 +18,10 @@ pub async fn start(
     step: &StartReplicationStep,
 ) -> Result<(), StepError> {
     let topology = &context.topology;
-    let target = &topology.servers[&step.target];
-    let source = &topology.servers[&step.source];
+    let target = &topology.servers()[&step.target];
+    let source = &topology.servers()[&step.source];
     let mut conn = connect(context, target).await?;
-    let dialect = Dialect::of(&mut conn).await.map_err(step_error)?;
+    let dialect = conn.dialect().await?;
 
     let start_gtid = match &step.position {
         StartPosition::FromClone => Some(
@@ -31,41 +31,35 @@ pub async fn start(
                 .expect("clone results lock")
                 .get(&step.target)
                 .map(|c| c.gtid.clone())
-                .ok_or_else(|| StepError::new(format!("no clone result for {}", step.target)))?,
+                .ok_or_else(|| {
+                    StepError::unchanged(
+                        Failure::Clone,
+                        format!("no clone result for {}", step.target),
+                    )
+                })?,
         ),
         StartPosition::FromRestoredBackup { gtid } => Some(gtid.clone()),
         StartPosition::Configured | StartPosition::FinishClone | StartPosition::OwnPosition => None,
     };
     if step.position == StartPosition::OwnPosition {
-        conn.execute(dialect.stop_replica())
-            .await
-            .map_err(step_error)?;
-        conn.execute(dialect.reset_replica_all())
-            .await
-            .map_err(step_error)?;
+        conn.execute(dialect.stop_replica()).await?;
+        conn.execute(dialect.reset_replica_all()).await?;
         for statement in dialect.start_at_own_position() {
-            conn.execute(statement).await.map_err(step_error)?;
+            conn.execute(statement).await?;
         }
         conn.execute(&dialect.change_source(&source_address(context, source)?))
-            .await
-            .map_err(step_error)?;
+            .await?;
     }
     if let Some(gtid) = start_gtid {
         let address = source_address(context, source)?;
         // A backup carries no replica configuration, but a --replace
         // target's stale one must not survive either.
-        conn.execute(dialect.stop_replica())
-            .await
-            .map_err(step_error)?;
-        conn.execute(dialect.reset_replica_all())
-            .await
-            .map_err(step_error)?;
+        conn.execute(dialect.stop_replica()).await?;
+        conn.execute(dialect.reset_replica_all()).await?;
         for statement in dialect.set_start_position(&gtid) {
-            conn.execute(&statement).await.map_err(step_error)?;
+            conn.execute(&statement).await?;
         }
-        conn.execute(&dialect.change_source(&address))
-            .await
-            .map_err(step_error)?;
+        conn.execute(&dialect.change_source(&address)).await?;
     }
     start_as_replica(&mut conn, dialect, &step.target).await?;
     catch_up(context, &mut conn, dialect, step).await?;
@@ -87,12 +81,10 @@ pub async fn start(
 
 /// Makes a server read-only or writable (the read-only hygiene step).
 pub async fn set_read_only(context: &Context, step: &SetReadOnlyStep) -> Result<(), StepError> {
-    let server = &context.topology.servers[&step.target];
+    let server = &context.topology.servers()[&step.target];
     let mut conn = connect(context, server).await?;
-    let dialect = Dialect::of(&mut conn).await.map_err(step_error)?;
-    conn.execute(&dialect.set_read_only(step.read_only))
-        .await
-        .map_err(step_error)?;
+    let dialect = conn.dialect().await?;
+    conn.execute(&dialect.set_read_only(step.read_only)).await?;
     conn.close().await;
     Ok(())
 }
@@ -100,19 +92,17 @@ pub async fn set_read_only(context: &Context, step: &SetReadOnlyStep) -> Result<
 /// The admin account's connection to `server`.
 pub(super) async fn connect(context: &Context, server: &Server) -> Result<Connection, StepError> {
     let topology = &context.topology;
-    let password = topology
-        .resolve_secret(topology.access.password.as_ref())
-        .map_err(|e| StepError::new(e.to_string()))?;
+    let password = crate::secrets::resolve(&topology, topology.access().password.as_ref())?;
     let endpoint = Endpoint {
         host: server.host.clone(),
         port: server.port,
-        user: topology.access.user.clone(),
+        user: topology.access().user.clone(),
         password,
         socket: None,
     };
     db::connect(&endpoint, context.options.connect_timeout)
         .await
-        .map_err(|e| StepError::new(format!("{}: {e}", server.name)))
+        .map_err(|e| StepError::from(e).context(&server.name))
 }
 
 /// Starts a configured replica: read-only (writes belong on the primary),
@@ -122,12 +112,8 @@ pub(super) async fn start_as_replica(
     dialect: Dialect,
     name: &str,
 ) -> Result<(), StepError> {
-    conn.execute(&dialect.set_read_only(true))
-        .await
-        .map_err(step_error)?;
-    conn.execute(dialect.start_replica())
-        .await
-        .map_err(step_error)?;
+    conn.execute(&dialect.set_read_only(true)).await?;
+    conn.execute(dialect.start_replica()).await?;
     wait_for_threads(conn, dialect, name).await
 }
 
@@ -138,9 +124,7 @@ pub(super) async fn repoint(
     source: &SourceAddress,
     name: &str,
 ) -> Result<(), StepError> {
-    conn.execute(&dialect.change_source(source))
-        .await
-        .map_err(step_error)?;
+    conn.execute(&dialect.change_source(source)).await?;
     start_as_replica(conn, dialect, name).await
 }
 
@@ -154,35 +138,37 @@ pub(super) async fn wait_for_threads(
     loop {
         let row = conn
             .first_row(dialect.replica_status_query())
-            .await
-            .map_err(step_error)?
+            .await?
             .ok_or_else(|| {
-                StepError::new(format!(
-                    "{name} has no replication configured after CHANGE MASTER"
-                ))
+                StepError::new(
+                    Failure::Replication,
+                    format!("{name} has no replication configured after pointing it at its source"),
+                )
             })?;
-        let status = dialect
-            .parse_replica_status(&row)
-            .map_err(|e| StepError::new(e.to_string()))?;
+        let status = dialect.parse_replica_status(&row)?;
         if let Some(error) = status
             .last_io_error
             .as_ref()
             .or(status.last_sql_error.as_ref())
         {
-            return Err(StepError::new(format!(
-                "replication on {name} failed: {error}"
-            )));
+            return Err(StepError::new(
+                Failure::Replication,
+                format!("replication on {name} failed: {error}"),
+            ));
         }
         if status.healthy() {
             return Ok(());
         }
         if started.elapsed() > THREADS_TIMEOUT {
-            return Err(StepError::new(format!(
-                "replication threads on {name} not running after {}s (io {}, sql {})",
-                THREADS_TIMEOUT.as_secs(),
-                status.io_running,
-                if status.sql_running { "Yes" } else { "No" }
-            )));
+            return Err(StepError::new(
+                Failure::Replication,
+                format!(
+                    "replication threads on {name} not running after {}s (io {}, sql {})",
+                    THREADS_TIMEOUT.as_secs(),
+                    status.io_running,
+                    if status.sql_running { "Yes" } else { "No" }
+                ),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -195,13 +181,12 @@ async fn catch_up(
     dialect: Dialect,
     step: &StartReplicationStep,
 ) -> Result<(), StepError> {
-    let source = &context.topology.servers[&step.source];
+    let source = &context.topology.servers()[&step.source];
     let mut source_conn = connect(context, source).await?;
-    let source_dialect = Dialect::of(&mut source_conn).await.map_err(step_error)?;
+    let source_dialect = source_conn.dialect().await?;
     let position = source_conn
         .first_row(source_dialect.gtid_position_query())
-        .await
-        .map_err(step_error)?
+        .await?
         .and_then(|row| sql::column(&row, "position").map(str::to_string))
         .unwrap_or_default();
     source_conn.close().await;
@@ -209,18 +194,16 @@ async fn catch_up(
         return Ok(());
     }
     let timeout = context.options.catch_up_timeout.as_secs().max(1);
-    let row = conn
-        .first_row(&dialect.wait_for_position(&position, timeout))
-        .await
-        .map_err(step_error)?;
-    let result = row.as_ref().and_then(|r| sql::column(r, "result"));
-    if dialect.wait_succeeded(result) {
+    if wait_for_position(conn, dialect, &position, timeout).await? {
         Ok(())
     } else {
-        Err(StepError::new(format!(
-            "{} did not catch up with {} (GTID {position}) within {timeout}s",
-            step.target, step.source
-        )))
+        Err(StepError::new(
+            Failure::CatchUp,
+            format!(
+                "{} did not catch up with {} (GTID {position}) within {timeout}s",
+                step.target, step.source
+            ),
+        ))
     }
 }
 
@@ -230,13 +213,11 @@ pub(super) fn source_address(
     source: &Server,
 ) -> Result<SourceAddress, StepError> {
     let topology = &context.topology;
-    let password = topology
-        .resolve_secret(topology.access.repl_password.as_ref())
-        .map_err(|e| StepError::new(e.to_string()))?;
+    let password = crate::secrets::resolve(&topology, topology.access().repl_password.as_ref())?;
     Ok(SourceAddress {
         host: source.host.clone(),
         port: source.port,
-        user: topology.access.repl_user.clone(),
+        user: topology.access().repl_user.clone(),
         password,
     })
 }
@@ -249,12 +230,26 @@ pub(super) async fn value(
 ) -> Result<String, StepError> {
     Ok(conn
         .first_row(query)
-        .await
-        .map_err(step_error)?
+        .await?
         .and_then(|row| sql::column(&row, name).map(str::to_string))
         .unwrap_or_default())
 }
 
-pub(super) fn step_error(error: db::DbError) -> StepError {
-    StepError::new(error.to_string())
+/// Waits until the server has applied `gtid` (at most `timeout_seconds` on
+/// the server's side, and a little more on the client's, for a server that
+/// went silent): whether it did.
+pub(super) async fn wait_for_position(
+    conn: &mut Connection,
+    dialect: Dialect,
+    gtid: &str,
+    timeout_seconds: u64,
+) -> Result<bool, StepError> {
+    let limit = Duration::from_secs(timeout_seconds) + WAIT_MARGIN;
+    let row = conn
+        .first_row_within(&dialect.wait_for_position(gtid, timeout_seconds), limit)
+        .await?;
+    Ok(dialect.wait_succeeded(row.as_ref().and_then(|r| sql::column(r, "result"))))
 }
+
+/// How much longer than a server-side wait the client waits for its answer.
+const WAIT_MARGIN: Duration = Duration::from_secs(10);

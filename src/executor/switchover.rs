@@ -6,8 +6,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::replication::{connect, repoint, source_address, step_error, value};
-use super::{checkpoint, Context, Event, StepError};
+use super::replication::{connect, repoint, source_address, value, wait_for_position};
+use super::{checkpoint, Context, Event, Failure, StepError};
 use crate::db::Connection;
 use crate::planner::SwitchoverStep;
 use crate::sql::{self, Dialect};
@@ -27,21 +27,24 @@ async fn within<T>(
 ) -> Result<T, StepError> {
     match tokio::time::timeout(limit, work).await {
         Ok(result) => result,
-        Err(_) => Err(StepError::new(format!(
-            "{server} did not answer within {} s while {what} (host or link down?)",
-            limit.as_secs()
-        ))),
+        Err(_) => Err(StepError::new(
+            Failure::Timeout,
+            format!(
+                "{server} did not answer within {} s while {what} (host or link down?)",
+                limit.as_secs()
+            ),
+        )),
     }
 }
 
 pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Result<(), StepError> {
     let topology = &context.topology;
-    let old = &topology.servers[&step.old_primary];
-    let new = &topology.servers[&step.new_primary];
+    let old = &topology.servers()[&step.old_primary];
+    let new = &topology.servers()[&step.new_primary];
     checkpoint::reach(context, number, "switchover.replicas_moved").await;
     let (mut old_conn, mut new_conn) =
         tokio::try_join!(connect(context, old), connect(context, new))?;
-    let dialect = Dialect::of(&mut old_conn).await.map_err(step_error)?;
+    let dialect = old_conn.dialect().await?;
     let new_as_source = source_address(context, new)?;
     let old_as_source = source_address(context, old)?;
 
@@ -52,10 +55,13 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
         .parse()
         .unwrap_or(0);
     if age > step.max_transaction_age {
-        return Err(StepError::new(format!(
-            "{} has a transaction open for {age} s (limit {} s); nothing was changed",
-            step.old_primary, step.max_transaction_age
-        )));
+        return Err(StepError::unchanged(
+            Failure::Precheck,
+            format!(
+                "{} has a transaction open for {age} s (limit {} s); nothing was changed",
+                step.old_primary, step.max_transaction_age
+            ),
+        ));
     }
 
     let fenced_at = Instant::now();
@@ -77,6 +83,7 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
     if let Err(error) = promoted {
         let (old_back, candidate_back) =
             roll_back(&mut old_conn, &mut new_conn, dialect, &old_as_source).await;
+        let restored = old_back.is_ok() && candidate_back.is_ok();
         let old_part = match old_back {
             Ok(()) => format!("{} is writable again", step.old_primary),
             Err(e) => format!(
@@ -91,9 +98,12 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
                 step.new_primary
             ),
         };
-        return Err(StepError::new(format!(
-            "{error}; rolled back: {old_part}; {candidate_part}"
-        )));
+        let message = format!("{error}; rolled back: {old_part}; {candidate_part}");
+        return Err(if restored {
+            error.rolled_back(message)
+        } else {
+            StepError::new(error.failure, message)
+        });
     }
     let write_block = fenced_at.elapsed();
     checkpoint::reach(context, number, "switchover.promoted").await;
@@ -111,7 +121,7 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
     // The new primary takes writes; the old one follows it from here.
     let rejoined = async {
         for statement in dialect.rejoin_as_replica() {
-            old_conn.execute(statement).await.map_err(step_error)?;
+            old_conn.execute(statement).await?;
         }
         repoint(&mut old_conn, dialect, &new_as_source, &step.old_primary).await
     };
@@ -124,10 +134,13 @@ pub async fn run(context: &Context, number: usize, step: &SwitchoverStep) -> Res
     )
     .await;
     if let Err(error) = rejoined {
-        return Err(StepError::new(format!(
-            "{} is the primary now, but {} does not replicate from it: {error}",
-            step.new_primary, step.old_primary
-        )));
+        return Err(StepError::new(
+            error.failure,
+            format!(
+                "{} is the primary now, but {} does not replicate from it: {error}",
+                step.new_primary, step.old_primary
+            ),
+        ));
     }
     checkpoint::reach(context, number, "switchover.rejoined").await;
     old_conn.close().await;
@@ -142,20 +155,20 @@ async fn check_candidate(
 ) -> Result<(), StepError> {
     let row = conn
         .first_row(dialect.replica_status_query())
-        .await
-        .map_err(step_error)?
+        .await?
         .ok_or_else(|| {
-            StepError::new(format!(
-                "{} does not replicate: nothing was changed",
-                step.new_primary
-            ))
+            StepError::unchanged(
+                Failure::Precheck,
+                format!(
+                    "{} does not replicate: nothing was changed",
+                    step.new_primary
+                ),
+            )
         })?;
-    let status = dialect
-        .parse_replica_status(&row)
-        .map_err(|e| StepError::new(e.to_string()))?;
+    let status = dialect.parse_replica_status(&row)?;
     match status.seconds_behind {
         Some(lag) if status.healthy() && lag <= step.max_replica_lag => Ok(()),
-        lag => Err(StepError::new(format!(
+        lag => Err(StepError::unchanged(Failure::Precheck, format!(
             "{} is not fit to take over (io {}, sql {}, lag {lag:?} s, limit {} s); nothing was changed",
             step.new_primary,
             status.io_running,
@@ -194,63 +207,44 @@ async fn fence_and_wait(
     // link went down never answers at all, so the client gives up a little
     // later.
     let limit = Duration::from_secs(step.timeout_seconds) + STATEMENTS_LIMIT;
-    let waited = within(
+    let caught_up = within(
         limit,
         &step.new_primary,
         "waiting for it to catch up",
-        value(
-            new_conn,
-            &dialect.wait_for_position(&position, step.timeout_seconds),
-            "result",
-        ),
+        wait_for_position(new_conn, dialect, &position, step.timeout_seconds),
     )
     .await?;
-    if !dialect.wait_succeeded(Some(&waited)) {
-        return Err(StepError::new(format!(
-            "{} did not apply {}'s last transactions ({position}) within {} s",
-            step.new_primary, step.old_primary, step.timeout_seconds
-        )));
+    if !caught_up {
+        return Err(StepError::new(
+            Failure::CatchUp,
+            format!(
+                "{} did not apply {}'s last transactions ({position}) within {} s",
+                step.new_primary, step.old_primary, step.timeout_seconds
+            ),
+        ));
     }
     Ok(())
 }
 
 /// `read_only` on the old primary, and every client session ended.
 async fn fence(old_conn: &mut Connection, dialect: Dialect) -> Result<(), StepError> {
-    old_conn
-        .execute(&dialect.set_read_only(true))
-        .await
-        .map_err(step_error)?;
+    old_conn.execute(&dialect.set_read_only(true)).await?;
     // read_only does not stop users with SUPER / READ ONLY ADMIN: end their
     // sessions (and every other client's, so no transaction stays open).
-    let sessions = old_conn
-        .rows(dialect.sessions_to_kill_query())
-        .await
-        .map_err(step_error)?;
+    let sessions = old_conn.rows(dialect.sessions_to_kill_query()).await?;
     for id in sessions.iter().filter_map(|row| sql::column(row, "id")) {
         // A session may end by itself meanwhile: that is what we wanted.
         let _ = old_conn
-            .execute(&format!(
-                "KILL CONNECTION {}",
-                id.parse::<u64>().unwrap_or(0)
-            ))
+            .execute(&dialect.kill_connection(id.parse::<u64>().unwrap_or(0)))
             .await;
     }
     Ok(())
 }
 
 async fn promote(new_conn: &mut Connection, dialect: Dialect) -> Result<(), StepError> {
-    new_conn
-        .execute(dialect.stop_replica())
-        .await
-        .map_err(step_error)?;
-    new_conn
-        .execute(dialect.reset_replica_all())
-        .await
-        .map_err(step_error)?;
-    new_conn
-        .execute(&dialect.set_read_only(false))
-        .await
-        .map_err(step_error)
+    new_conn.execute(dialect.stop_replica()).await?;
+    new_conn.execute(dialect.reset_replica_all()).await?;
+    Ok(new_conn.execute(&dialect.set_read_only(false)).await?)
 }
 
 /// Back to the starting state: the old primary takes writes again (first:
@@ -268,38 +262,30 @@ async fn roll_back(
     )
     .await
     {
-        Ok(result) => result.map_err(step_error),
-        Err(_) => Err(StepError::new(format!(
-            "no answer within {} s",
-            STATEMENTS_LIMIT.as_secs()
-        ))),
+        Ok(result) => result.map_err(StepError::from),
+        Err(_) => Err(StepError::new(
+            Failure::Timeout,
+            format!("no answer within {} s", STATEMENTS_LIMIT.as_secs()),
+        )),
     };
     let candidate = async {
-        new_conn
-            .execute(&dialect.set_read_only(true))
-            .await
-            .map_err(step_error)?;
+        new_conn.execute(&dialect.set_read_only(true)).await?;
         let configured = new_conn
             .first_row(dialect.replica_status_query())
-            .await
-            .map_err(step_error)?
+            .await?
             .is_some();
         if !configured {
             new_conn
                 .execute(&dialect.change_source(old_as_source))
-                .await
-                .map_err(step_error)?;
+                .await?;
         }
-        new_conn
-            .execute(dialect.start_replica())
-            .await
-            .map_err(step_error)
+        Ok::<(), StepError>(new_conn.execute(dialect.start_replica()).await?)
     };
     // A candidate whose host vanished must not hold the report up forever.
     let candidate = match tokio::time::timeout(std::time::Duration::from_secs(10), candidate).await
     {
         Ok(result) => result,
-        Err(_) => Err(StepError::new("no answer within 10 s")),
+        Err(_) => Err(StepError::new(Failure::Timeout, "no answer within 10 s")),
     };
     (old, candidate)
 }

@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-use crate::topology::{Access, AgentTls, Secret, SecretError};
+use crate::secrets::{self, SecretError};
+use crate::topology::{Access, AgentTls, Secret};
 
 /// Where the agents' token is read from without a token file (as the agent itself does).
 pub const AGENT_TOKEN_ENV: &str = "FLIPOVER_AGENT_TOKEN";
@@ -93,9 +94,10 @@ pub fn agent_token(
     // Read now, so a missing file is an error of the command line and not
     // "agent unreachable" on every server later.
     match file {
-        Some(path) => Ok(Some(Secret::Literal(
-            Secret::File(path.to_path_buf()).resolve(Path::new("."))?,
-        ))),
+        Some(path) => Ok(Some(Secret::Literal(secrets::resolve_in(
+            &Secret::File(path.to_path_buf()),
+            Path::new("."),
+        )?))),
         None => Ok(env.filter(|t| !t.is_empty()).map(Secret::Literal)),
     }
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use crate::discover::{server_name, Address, Discovered};
 use crate::observe::Observed;
 use crate::planner::failover::with_primary;
-use crate::planner::{data_state, DataState, PlanOptions};
+use crate::planner::PlanOptions;
 use crate::topology::{Server, Topology, DEFAULT_AGENT_PORT, DEFAULT_STREAM_PORT};
+use crate::view::{data_state, DataState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
@@ -28,6 +29,8 @@ pub enum ChangeError {
     AlreadyMaster(String),
     #[error("{first} and {second} are on one host: flipover-cmd reaches each server's agent on the default ports (836, 837), one server per host; for several servers per host write a topology file with their agent ports and use `flipover apply`")]
     SharedHost { first: String, second: String },
+    #[error("the changed topology breaks a rule: {0}")]
+    Invalid(#[from] crate::topology::TopologyError),
 }
 
 /// clone-slave: `target` rebuilt from `donor` (its data streamed afresh) and
@@ -38,17 +41,17 @@ pub fn clone_slave(
     donor: &Address,
     target: &Address,
 ) -> Result<(Topology, String), ChangeError> {
-    let mut topology = discovered.topology.clone();
+    let mut parts = discovered.topology.to_parts();
     let donor = discovered
         .name_of(donor)
         .ok_or_else(|| ChangeError::NotInTree(donor.clone()))?
         .to_string();
-    let master = topology.primary().name.clone();
+    let master = discovered.topology.primary().name.clone();
     let name = match discovered.name_of(target) {
         Some(name) => name.to_string(),
         None => {
             let name = server_name(target);
-            topology.servers.insert(
+            parts.servers.insert(
                 name.clone(),
                 Server {
                     name: name.clone(),
@@ -70,10 +73,11 @@ pub fn clone_slave(
     if name == donor {
         return Err(ChangeError::CloneFromItself(name));
     }
-    let server = topology.servers.get_mut(&name).expect("inserted above");
+    let server = parts.servers.get_mut(&name).expect("inserted above");
     server.source = Some(master.clone());
     server.clone_from = (donor != master).then_some(donor);
-    check_hosts(&topology)?;
+    check_hosts(&parts.servers)?;
+    let topology = Topology::from_parts(parts, "the cluster with the new slave")?;
     Ok((topology, name))
 }
 
@@ -110,8 +114,7 @@ pub fn promote_slave(
     if slave == master {
         return Err(ChangeError::AlreadyMaster(master));
     }
-    check_hosts(&discovered.topology)?;
-    Ok(with_primary(&discovered.topology, &master, slave))
+    Ok(with_primary(&discovered.topology, &master, slave)?)
 }
 
 /// replace-master: the master does not answer; `slave` replaces it (a
@@ -134,8 +137,7 @@ pub fn replace_master(
             slave: slave.to_string(),
         });
     }
-    check_hosts(&discovered.topology)?;
-    Ok(with_primary(&discovered.topology, &master, slave))
+    Ok(with_primary(&discovered.topology, &master, slave)?)
 }
 
 /// The root of the discovered tree, checked against the master the command
@@ -155,10 +157,11 @@ fn the_master(discovered: &Discovered, given: Option<&Address>) -> Result<String
 }
 
 /// Every server needs an agent of its own, and without a topology file all
-/// agents are on the default ports.
-fn check_hosts(topology: &Topology) -> Result<(), ChangeError> {
+/// agents are on the default ports. (Discovery refuses such a tree already;
+/// this names the new slave's host when it is one of the tree's.)
+fn check_hosts(servers: &std::collections::BTreeMap<String, Server>) -> Result<(), ChangeError> {
     let mut seen: Vec<&Server> = Vec::new();
-    for server in topology.servers.values() {
+    for server in servers.values() {
         if let Some(first) = seen
             .iter()
             .find(|s| s.host.eq_ignore_ascii_case(&server.host))
@@ -179,7 +182,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::topology::{Access, Cluster};
+    use crate::topology::{Access, Cluster, TopologyParts};
 
     /// a (master) ← b ← c: c is a slave of the slave b.
     fn discovered(dead: &[&str]) -> Discovered {
@@ -206,27 +209,31 @@ mod tests {
                 .keys()
                 .map(|n| (Address::new(n, 3306), n.clone()))
                 .collect(),
-            topology: Topology {
-                cluster: Cluster {
-                    name: "a".into(),
-                    max_replica_lag: 5,
-                    max_transaction_age: 10,
-                    switchover_timeout: 10,
-                    durability: crate::topology::Durability::Async,
-                    semi_sync_timeout: 10,
+            topology: Topology::from_parts(
+                TopologyParts {
+                    cluster: Cluster {
+                        name: "a".into(),
+                        max_replica_lag: 5,
+                        max_transaction_age: 10,
+                        switchover_timeout: 10,
+                        durability: crate::topology::Durability::Async,
+                        semi_sync_timeout: 10,
+                    },
+                    access: Access {
+                        user: "flipover".into(),
+                        password: None,
+                        repl_user: "repl".into(),
+                        repl_password: None,
+                        agent_token: None,
+                        agent_tls: crate::topology::AgentTls::Unset,
+                    },
+                    servers,
+                    hooks: Default::default(),
+                    base_dir: PathBuf::from("."),
                 },
-                access: Access {
-                    user: "flipover".into(),
-                    password: None,
-                    repl_user: "repl".into(),
-                    repl_password: None,
-                    agent_token: None,
-                    agent_tls: crate::topology::AgentTls::Unset,
-                },
-                servers,
-                hooks: Default::default(),
-                base_dir: PathBuf::from("."),
-            },
+                "test",
+            )
+            .unwrap(),
             unreachable: dead.iter().map(|s| s.to_string()).collect(),
             notes: Vec::new(),
         }
@@ -241,12 +248,12 @@ mod tests {
         let found = discovered(&[]);
         let (topology, target) = clone_slave(&found, &at("b"), &at("d")).unwrap();
         assert_eq!(target, "d");
-        assert_eq!(topology.servers["d"].source.as_deref(), Some("a"));
-        assert_eq!(topology.servers["d"].clone_from.as_deref(), Some("b"));
+        assert_eq!(topology.servers()["d"].source.as_deref(), Some("a"));
+        assert_eq!(topology.servers()["d"].clone_from.as_deref(), Some("b"));
         // An existing slave moves under the master; from the master, no clone_from.
         let (topology, _) = clone_slave(&found, &at("a"), &at("c")).unwrap();
-        assert_eq!(topology.servers["c"].source.as_deref(), Some("a"));
-        assert_eq!(topology.servers["c"].clone_from, None);
+        assert_eq!(topology.servers()["c"].source.as_deref(), Some("a"));
+        assert_eq!(topology.servers()["c"].clone_from, None);
         assert!(matches!(
             clone_slave(&found, &at("b"), &at("a")),
             Err(ChangeError::CloneOntoMaster { .. })
@@ -265,7 +272,7 @@ mod tests {
     fn promote_needs_a_live_master_and_replace_a_dead_one() {
         let (topology, _) = promote_slave(&discovered(&[]), Some(&at("a")), &at("b")).unwrap();
         assert_eq!(topology.primary().name, "b");
-        assert_eq!(topology.servers["a"].source.as_deref(), Some("b"));
+        assert_eq!(topology.servers()["a"].source.as_deref(), Some("b"));
         assert!(matches!(
             promote_slave(&discovered(&[]), Some(&at("b")), &at("c")),
             Err(ChangeError::NotTheMaster { .. })
@@ -284,12 +291,17 @@ mod tests {
 
     #[test]
     fn one_server_per_host() {
-        let mut found = discovered(&[]);
-        let c = found.topology.servers.get_mut("c").unwrap();
-        (c.host, c.port) = ("a".into(), 3307);
+        // A new slave on the host of a server of the tree would share its agent.
+        let found = discovered(&[]);
         assert!(matches!(
-            promote_slave(&found, None, &at("b")),
+            clone_slave(&found, &at("b"), &Address::new("a", 3307)),
             Err(ChangeError::SharedHost { .. })
         ));
+        // And a topology with two servers on one host and the default agent
+        // ports breaks a rule of the file: no Topology can hold it.
+        let mut parts = found.topology.to_parts();
+        let c = parts.servers.get_mut("c").unwrap();
+        (c.host, c.port) = ("a".into(), 3307);
+        assert!(Topology::from_parts(parts, "test").is_err());
     }
 }

@@ -5,17 +5,15 @@
 //! agent is recorded as a fact (`reachable: false` with the error), never
 //! turned into a failure of the whole observation.
 
-pub mod model;
-
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 
+use crate::agents;
 use crate::db::{self, DbError, Endpoint};
-use crate::executor::agents;
+pub use crate::facts::*;
 use crate::sql::{self, Dialect};
-use crate::topology::{SecretError, Server, Topology};
-pub use model::*;
+use crate::topology::{Server, Topology};
 
 /// How observation reaches servers.
 #[derive(Debug, Clone)]
@@ -38,7 +36,7 @@ impl Default for ObserveOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
     #[error("cannot read the credentials in [access]: {0}")]
-    Secret(#[from] SecretError),
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 /// Observes every server of `topology`, concurrently.
@@ -46,13 +44,13 @@ pub async fn observe(
     topology: &Topology,
     options: &ObserveOptions,
 ) -> Result<Observed, ObserveError> {
-    let user = topology.access.user.clone();
-    let password = topology.resolve_secret(topology.access.password.as_ref())?;
+    let user = topology.access().user.clone();
+    let password = crate::secrets::resolve(&topology, topology.access().password.as_ref())?;
     // Resolve the agent token once up front so a bad secret fails the command
     // instead of showing as "agent unreachable" on every server.
-    topology.resolve_secret(topology.access.agent_token.as_ref())?;
+    crate::secrets::resolve(&topology, topology.access().agent_token.as_ref())?;
 
-    let observations: Vec<ServerObservation> = stream::iter(topology.servers.values())
+    let observations: Vec<ServerObservation> = stream::iter(topology.servers().values())
         .map(|server| {
             let endpoint = Endpoint {
                 host: server.host.clone(),
@@ -69,7 +67,7 @@ pub async fn observe(
 
     Ok(Observed {
         format_version: OBSERVED_FORMAT_VERSION,
-        cluster: topology.cluster.name.clone(),
+        cluster: topology.cluster().name.clone(),
         servers: observations
             .into_iter()
             .map(|o| (o.name.clone(), o))
@@ -138,16 +136,13 @@ pub async fn mysql_facts(endpoint: &Endpoint, timeout: Duration) -> Result<Mysql
 
 async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError> {
     let version_row = conn
-        .first_row("SELECT @@version AS version, @@version_comment AS comment")
+        .first_row(sql::VERSION_QUERY)
         .await?
         .unwrap_or_default();
     let version = sql::column(&version_row, "version")
         .unwrap_or_default()
         .to_string();
-    let dialect = Dialect::detect(
-        &version,
-        sql::column(&version_row, "comment").unwrap_or_default(),
-    );
+    let dialect = Dialect::from_version_row(&version_row);
 
     let variables_row = conn
         .first_row(dialect.variables_query())
@@ -212,7 +207,7 @@ async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError>
 
 /// The latest apply in the server's journal; none when it has no journal.
 async fn read_journal(conn: &mut db::Connection) -> Option<JournalApply> {
-    let rows = conn.rows(sql::JOURNAL_LATEST).await.ok()?;
+    let rows = conn.rows(sql::journal::LATEST).await.ok()?;
     let first = rows.first()?;
     let column = |row, name| sql::column(row, name).map(str::to_string);
     Some(JournalApply {
