@@ -46,6 +46,7 @@ fn every_subcommand_has_its_help_as_recorded() {
         } else {
             format!("flipover {}", subcommand.join(" "))
         };
+        common::expected::insta_follows();
         insta::assert_snapshot!(name.replace(' ', "_"), help(subcommand), &name);
     }
 }

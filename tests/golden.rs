@@ -3,7 +3,7 @@
 //! optionally `args` (extra plan flags); `plan.txt` is the expected output of
 //! `flipover plan --observed`, `plan.json` the plan document and `plan.md`
 //! its Markdown (none for a case refused before planning).
-//! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the expectations;
+//! `UPDATE_EXPECTED=1 cargo test --test golden` rewrites the expectations;
 //! review the diff before committing it.
 
 mod common;
@@ -19,7 +19,7 @@ use flipover::wire::PlanOptionsDocument;
 #[test]
 fn every_golden_case_plans_as_recorded() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = common::expected::updating("UPDATE_GOLDEN");
     let mut cases: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -90,7 +90,7 @@ fn every_golden_case_plans_as_recorded() {
     }
     assert!(
         mismatches.is_empty(),
-        "golden plans differ (UPDATE_GOLDEN=1 to accept):\n{}",
+        "golden plans differ (UPDATE_EXPECTED=1 to accept):\n{}",
         mismatches.join("\n")
     );
 }
@@ -147,7 +147,7 @@ fn formats(case: &Path) -> Option<(String, String)> {
 
 #[test]
 fn every_golden_case_has_its_json_and_markdown_as_recorded() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = common::expected::updating("UPDATE_GOLDEN");
     let mut mismatches = Vec::new();
     for case in golden_cases() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
@@ -181,7 +181,7 @@ fn every_golden_case_has_its_json_and_markdown_as_recorded() {
     }
     assert!(
         mismatches.is_empty(),
-        "golden plan documents differ (UPDATE_GOLDEN=1 to accept):\n{}",
+        "golden plan documents differ (UPDATE_EXPECTED=1 to accept):\n{}",
         mismatches.join("\n")
     );
 }

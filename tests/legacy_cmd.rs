@@ -119,6 +119,7 @@ fn help_is_the_seeds_command_line() {
     ] {
         assert!(help.contains(flag), "{flag} missing:\n{help}");
     }
+    common::expected::insta_follows();
     insta::assert_snapshot!("help", help);
 }
 

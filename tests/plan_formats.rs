@@ -12,7 +12,7 @@ use flipover::planner::{self, PlanOptions};
 use flipover::render::{plan_json, plan_text};
 use flipover::wire::{PlanDocument, PlanOptionsDocument};
 
-const HOW_TO_UPDATE: &str = "UPDATE_SCHEMAS=1 cargo test --test plan_formats";
+const HOW_TO_UPDATE: &str = "UPDATE_EXPECTED=1 cargo test --test plan_formats";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -70,7 +70,7 @@ fn committed_plan_schema_is_up_to_date() {
     let generated = serde_json::to_string_pretty(&flipover::wire::plan_json_schema())
         .expect("a JSON value serializes")
         + "\n";
-    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+    if common::expected::updating("UPDATE_SCHEMAS") {
         std::fs::write(&path, &generated).expect("schemas/ is writable");
         return;
     }
@@ -88,7 +88,7 @@ fn committed_hook_event_schema_is_up_to_date() {
     let generated = serde_json::to_string_pretty(&flipover::wire::hook_event_json_schema())
         .expect("a JSON value serializes")
         + "\n";
-    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+    if common::expected::updating("UPDATE_SCHEMAS") {
         std::fs::write(&path, &generated).expect("schemas/ is writable");
         return;
     }
@@ -229,6 +229,7 @@ fn graph_draws_an_example_topology() {
     let file = file.to_str().unwrap();
     let mermaid = flipover(&["graph", "-f", file]);
     assert_eq!(mermaid.status.code(), Some(0), "{}", stderr(&mermaid));
+    common::expected::insta_follows();
     insta::assert_snapshot!("graph_chained_mermaid", stdout(&mermaid));
     let dot = flipover(&["graph", "-f", file, "--format", "dot"]);
     assert_eq!(dot.status.code(), Some(0), "{}", stderr(&dot));
@@ -250,6 +251,7 @@ fn graph_draws_a_plan_step_graph() {
     ];
     let mermaid = flipover(&args);
     assert_eq!(mermaid.status.code(), Some(0), "{}", stderr(&mermaid));
+    common::expected::insta_follows();
     insta::assert_snapshot!("graph_switchover_plan_mermaid", stdout(&mermaid));
     let mut dot_args = args.to_vec();
     dot_args.extend(["--format", "dot"]);

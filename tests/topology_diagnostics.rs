@@ -3,6 +3,9 @@
 //! resolved topology. Review changes with `cargo insta review` or
 //! `INSTA_UPDATE=always cargo test --test topology_diagnostics`.
 
+#[path = "common/expected.rs"]
+mod expected;
+
 use std::path::{Path, PathBuf};
 
 use flipover::topology;
@@ -40,6 +43,7 @@ fn check_case(path: &Path) {
     match topology::parse(&text, Path::new(file_name)) {
         Ok(topology) => {
             assert!(is_valid_case, "{} should be invalid", path.display());
+            expected::insta_follows();
             insta::assert_json_snapshot!(stem.as_ref(), topology);
         }
         Err(error) => {
@@ -57,6 +61,7 @@ fn check_case(path: &Path) {
                 "{}: the shape check let through a value serde rejects",
                 path.display()
             );
+            expected::insta_follows();
             insta::assert_snapshot!(stem.as_ref(), render(&error));
         }
     }

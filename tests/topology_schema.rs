@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-const HOW_TO_UPDATE: &str = "UPDATE_SCHEMAS=1 cargo test --test topology_schema";
+#[path = "common/expected.rs"]
+mod expected;
+
+const HOW_TO_UPDATE: &str = "UPDATE_EXPECTED=1 cargo test --test topology_schema";
 
 #[test]
 fn committed_schema_is_up_to_date() {
@@ -11,7 +14,7 @@ fn committed_schema_is_up_to_date() {
     let generated = serde_json::to_string_pretty(&flipover::topology::json_schema())
         .expect("a JSON value serializes")
         + "\n";
-    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+    if expected::updating("UPDATE_SCHEMAS") {
         std::fs::write(&path, &generated).expect("schemas/ is writable");
         return;
     }

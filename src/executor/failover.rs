@@ -165,7 +165,7 @@ async fn ensure_still_dead(context: &Context, old: &str) -> Result<(), StepError
         host: server.host.clone(),
         port: server.port,
         user: topology.access().user.clone(),
-        password: crate::secrets::resolve(&topology, topology.access().password.as_ref())?,
+        password: crate::secrets::resolve(topology, topology.access().password.as_ref())?,
         socket: None,
     };
     match db::connect(&endpoint, context.options.probe_timeout).await {

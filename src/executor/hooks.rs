@@ -59,7 +59,7 @@ pub(crate) async fn run(
     let mut result = Ok(());
     for command in commands {
         let begun = Instant::now();
-        match run_command(&context.topology.base_dir(), event, command).await {
+        match run_command(context.topology.base_dir(), event, command).await {
             Ok(()) => context.events.emit(Event::Note {
                 number,
                 title: event.step.title.clone(),

@@ -37,7 +37,7 @@ pub async fn acquire(
     timeout: Duration,
 ) -> Result<ClusterLock, LockError> {
     let name = sql::lock::name(&topology.cluster().name);
-    let password = crate::secrets::resolve(&topology, topology.access().password.as_ref())?;
+    let password = crate::secrets::resolve(topology, topology.access().password.as_ref())?;
     let mut lock = ClusterLock {
         connections: Vec::new(),
     };

@@ -92,7 +92,7 @@ pub async fn set_read_only(context: &Context, step: &SetReadOnlyStep) -> Result<
 /// The admin account's connection to `server`.
 pub(super) async fn connect(context: &Context, server: &Server) -> Result<Connection, StepError> {
     let topology = &context.topology;
-    let password = crate::secrets::resolve(&topology, topology.access().password.as_ref())?;
+    let password = crate::secrets::resolve(topology, topology.access().password.as_ref())?;
     let endpoint = Endpoint {
         host: server.host.clone(),
         port: server.port,
@@ -213,7 +213,7 @@ pub(super) fn source_address(
     source: &Server,
 ) -> Result<SourceAddress, StepError> {
     let topology = &context.topology;
-    let password = crate::secrets::resolve(&topology, topology.access().repl_password.as_ref())?;
+    let password = crate::secrets::resolve(topology, topology.access().repl_password.as_ref())?;
     Ok(SourceAddress {
         host: source.host.clone(),
         port: source.port,

@@ -45,10 +45,10 @@ pub async fn observe(
     options: &ObserveOptions,
 ) -> Result<Observed, ObserveError> {
     let user = topology.access().user.clone();
-    let password = crate::secrets::resolve(&topology, topology.access().password.as_ref())?;
+    let password = crate::secrets::resolve(topology, topology.access().password.as_ref())?;
     // Resolve the agent token once up front so a bad secret fails the command
     // instead of showing as "agent unreachable" on every server.
-    crate::secrets::resolve(&topology, topology.access().agent_token.as_ref())?;
+    crate::secrets::resolve(topology, topology.access().agent_token.as_ref())?;
 
     let observations: Vec<ServerObservation> = stream::iter(topology.servers().values())
         .map(|server| {

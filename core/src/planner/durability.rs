@@ -10,6 +10,7 @@
 //! With `async`, flipover changes nothing, but says what a failover could
 //! lose now, and warns when a server still waits for semi-sync replicas.
 
+use super::Code;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::DurabilityReport;
@@ -67,7 +68,7 @@ fn plan_semi_sync(topology: &Topology, observed: &Observed, plan: &mut Plan) {
         .collect();
     let enable_primary = !live_replicas.is_empty();
     if !enable_primary && topology.servers().len() > 1 {
-        plan.warning(
+        plan.warning(Code::SemiSyncNoReplica,
             Some(&primary.name),
             format!(
                 "semi-sync: {} has no replica that answers, so it cannot wait for one",
@@ -92,6 +93,7 @@ fn plan_semi_sync(topology: &Topology, observed: &Observed, plan: &mut Plan) {
                 Some(semi_sync) => Some(semi_sync.clone()),
                 None => {
                     plan.problem(
+                        Code::SemiSyncUnavailable,
                         Some(&server.name),
                         format!("{} has no semi-synchronous replication", server.name),
                         Some(no_semi_sync_hint(facts)),
@@ -223,14 +225,18 @@ fn warn_leftover_semi_sync(topology: &Topology, observed: &Observed, plan: &mut 
             continue;
         };
         if semi_sync.master_enabled {
-            plan.warning(
+            let off = crate::sql::semi_sync::set_primary_side(
+                super::dialect_of(observed, &server.name),
+                false,
+            );
+            plan.warning(Code::SemiSyncUnmanaged,
                 Some(&server.name),
                 format!(
                     "{} has semi-sync's primary side on, but the topology's durability is async",
                     server.name
                 ),
                 Some(format!(
-                    "set `durability = \"semi-sync\"` in [cluster] to have flipover keep it, or turn it off: `SET GLOBAL rpl_semi_sync_master_enabled = OFF` on {} (and in its my.cnf)",
+                    "set `durability = \"semi-sync\"` in [cluster] to have flipover keep it, or turn it off: `{off}` on {} (and in its my.cnf)",
                     server.name
                 )),
             );

@@ -1,6 +1,7 @@
 //! Failover: the observed primary is unreachable and the topology names
 //! another primary (or `--failover` chose one).
 
+use super::Code;
 use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::graph::NodeIndex;
@@ -107,7 +108,7 @@ pub fn plan_failover(
     let survivors = survivors(topology, observed, tree, old);
     let before = plan.problems.len();
     if !survivors.contains(&new) {
-        plan.problem(
+        plan.problem(Code::CandidateNotInTree,
             Some(&new),
             format!("{new} cannot replace {old}: it does not replicate from {old}'s tree, or does not answer"),
             Some(format!("name one of {old}'s reachable replicas as primary, or use --failover to let flipover choose")),
@@ -117,7 +118,7 @@ pub fn plan_failover(
     let facts = |name: &str| observed.servers[name].facts().expect("survivors answer");
     let candidate = facts(&new);
     for reason in unfit_reasons(topology, observed, &new) {
-        plan.problem(Some(&new), format!("{new} cannot replace {old}: {reason}"), Some(
+        plan.problem(Code::CandidateUnfit, Some(&new), format!("{new} cannot replace {old}: {reason}"), Some(
             "fix it, or choose another candidate (`flipover plan --failover` proposes the best one)".to_string(),
         ));
     }
@@ -140,19 +141,23 @@ pub fn plan_failover(
             Some(ahead) => {
                 let ahead_facts = facts(&ahead);
                 if !ahead_facts.log_bin || !ahead_facts.log_slave_updates {
-                    plan.problem(
+                    plan.problem(Code::CatchUpSourceUnfit,
                         Some(&new),
                         format!(
                             "{new} is behind {ahead} (lacks {}) and {ahead} cannot serve it: it needs log_bin and log_slave_updates",
                             super::switchover::join(&lacking)
                         ),
-                        Some(format!("choose {ahead} as primary, or enable log-slave-updates on {ahead}")),
+                        Some(format!(
+                            "choose {ahead} as primary, or enable {} on {ahead}",
+                            crate::sql::Dialect::of_facts(ahead_facts).log_replica_updates_option()
+                        )),
                     );
                 }
                 Some(ahead)
             }
             None => {
                 plan.problem(
+                    Code::NoCompleteReplica,
                     Some(&new),
                     format!(
                         "no surviving replica holds everything the others received (lacking {})",
@@ -169,6 +174,7 @@ pub fn plan_failover(
     };
     if candidate.flavor != Flavor::Mariadb {
         plan.problem(
+            Code::UnsupportedFlavor,
             Some(&new),
             "failover is implemented for MariaDB only in this flipover version".to_string(),
             Some("promote by hand".to_string()),

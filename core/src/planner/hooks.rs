@@ -4,6 +4,7 @@
 //!
 //! Pure like the rest of the planner: the journal is part of `Observed`.
 
+use super::Code;
 use std::collections::BTreeMap;
 
 use super::plan::Plan;
@@ -123,7 +124,7 @@ pub(super) fn plan_pending_hooks(topology: &Topology, observed: &Observed, plan:
                 None => None,
             };
             if let Some(why) = superseded {
-                plan.warning(
+                plan.warning(Code::PostHookSuperseded,
                     Some(&new_primary.name),
                     format!(
                         "the {} hook of the last apply failed (after {}), and is not run again: {why}",

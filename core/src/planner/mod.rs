@@ -4,6 +4,7 @@
 //! give the same plan, byte for byte; steps are added in server-name order
 //! and ordered deterministically (`Plan::ordered`).
 
+mod codes;
 mod durability;
 pub mod failover;
 pub mod hooks;
@@ -20,6 +21,7 @@ use crate::facts::Observed;
 use crate::gtid;
 use crate::topology::Topology;
 use crate::view::{data_state, DataState, ObservedTree};
+pub use codes::Code;
 pub use plan::{DurabilityReport, Plan, Problem, Summary};
 use replicas::{Transition, TransitionKind};
 pub use step::{
@@ -90,11 +92,23 @@ pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> 
     plan
 }
 
+/// The SQL dialect of `name`, for the statements hints quote: from its own
+/// facts, else from any server that answered (a cluster has one flavor).
+pub(crate) fn dialect_of(observed: &Observed, name: &str) -> crate::sql::Dialect {
+    observed
+        .servers
+        .get(name)
+        .and_then(|s| s.facts())
+        .or_else(|| observed.servers.values().find_map(|s| s.facts()))
+        .map(crate::sql::Dialect::of_facts)
+        .unwrap_or(crate::sql::Dialect::Mariadb)
+}
+
 /// Agents in plaintext can be driven by anyone who sees the token go by,
 /// and a clone's stream carries every row: say so in every plan.
 fn warn_plaintext_agents(topology: &Topology, plan: &mut Plan) {
     if topology.access().agent_tls == crate::topology::AgentTls::Insecure {
-        plan.warning(
+        plan.warning(Code::PlaintextAgents,
             None,
             "the agents are reached in plaintext (`insecure = true` in [access]): their API and \
              backup streams travel unencrypted and unauthenticated but for the token"
@@ -147,7 +161,7 @@ fn report_unfinished_applies(observed: &Observed, plan: &mut Plan) {
             })
             .map(|e| e.step.as_str())
             .collect();
-        plan.warning(
+        plan.warning(Code::InterruptedApply,
             None,
             format!(
                 "an apply by {} started {} did not finish (journal on {}): done: {}; interrupted: {}",
@@ -178,7 +192,7 @@ fn primary_holds_the_data(topology: &Topology, observed: &Observed, plan: &mut P
     if with_data.is_empty() {
         return true;
     }
-    plan.problem(
+    plan.problem(Code::EmptyPrimary,
         Some(primary),
         format!(
             "{primary} is to be the primary but holds no data, while {} do",
@@ -223,7 +237,7 @@ fn another_primary_is_ahead(topology: &Topology, observed: &Observed, plan: &mut
             continue;
         }
         let other = &server.name;
-        plan.problem(
+        plan.problem(Code::AnotherPrimaryAhead,
             Some(primary),
             format!(
                 "{other} takes writes and holds transactions {primary} lacks ({}): it was promoted \
@@ -244,6 +258,7 @@ fn check_options(topology: &Topology, options: &PlanOptions, plan: &mut Plan) {
     for name in &options.replace {
         if !topology.servers().contains_key(name) {
             plan.problem(
+                Code::UnknownServer,
                 None,
                 format!("--replace {name}: no server of that name in the topology"),
                 Some(format!(
@@ -258,6 +273,7 @@ fn check_options(topology: &Topology, options: &PlanOptions, plan: &mut Plan) {
             );
         } else if topology.servers()[name].source.is_none() {
             plan.problem(
+                Code::ReplacePrimary,
                 Some(name),
                 format!("--replace {name}: {name} is the primary; a clone only builds replicas"),
                 Some("make another server the primary first".to_string()),

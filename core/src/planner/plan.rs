@@ -4,12 +4,15 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
+use super::codes::Code;
 use super::step::{Step, StepKind};
 
 /// Something the planner could not plan. A plan with problems is shown but
 /// never applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// Stable: what CI gates match on.
+    pub code: Code,
     /// The server concerned (`None` for the plan as a whole).
     pub server: Option<String>,
     pub message: String,
@@ -62,16 +65,30 @@ impl Plan {
         self.graph.update_edge(earlier, later, ());
     }
 
-    pub fn problem(&mut self, server: Option<&str>, message: String, hint: Option<String>) {
+    pub fn problem(
+        &mut self,
+        code: Code,
+        server: Option<&str>,
+        message: String,
+        hint: Option<String>,
+    ) {
         self.problems.push(Problem {
+            code,
             server: server.map(str::to_string),
             message,
             hint,
         });
     }
 
-    pub fn warning(&mut self, server: Option<&str>, message: String, hint: Option<String>) {
+    pub fn warning(
+        &mut self,
+        code: Code,
+        server: Option<&str>,
+        message: String,
+        hint: Option<String>,
+    ) {
         self.warnings.push(Problem {
+            code,
             server: server.map(str::to_string),
             message,
             hint,

@@ -1,6 +1,7 @@
 //! Planning the replicas: clone the empty ones, start stopped replication,
 //! and report every state this version cannot handle.
 
+use super::Code;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use petgraph::graph::NodeIndex;
@@ -102,6 +103,7 @@ impl Walk<'_> {
         let donor = server.donor().expect("replicas have a donor");
         let Some(observation) = self.observed.servers.get(name) else {
             plan.problem(
+                Code::NotObserved,
                 Some(name),
                 format!("{name} is not in the observed state"),
                 Some("observe again with the same topology file".to_string()),
@@ -112,6 +114,7 @@ impl Walk<'_> {
         for upstream in [source, donor] {
             if self.blocked.contains(upstream) {
                 plan.problem(
+                    Code::UpstreamBlocked,
                     Some(name),
                     format!("{name} waits for {upstream}, which cannot be used (see above)"),
                     Some(format!("solve the problem reported for {upstream} first")),
@@ -123,7 +126,7 @@ impl Walk<'_> {
 
         if self.is_dead_primary(name) {
             // Left alone until it is back; then the plan decides how it rejoins.
-            plan.warning(
+            plan.warning(Code::DeadPrimaryLeftAlone,
                 Some(name),
                 format!("{name} unreachable: not in the new topology's data path"),
                 Some("when it is back, plan again: it rejoins as a replica, or is recloned if it holds writes the others never got".to_string()),
@@ -158,6 +161,7 @@ impl Walk<'_> {
                 self.plan_rechain(server, &current, observation, plan)
             }
             Some(ObservedSource::Foreign(address)) => self.cannot_yet(
+                Code::ForeignSource,
                 plan,
                 name,
                 format!("{name} replicates from {address}, which is not in the topology"),
@@ -173,7 +177,7 @@ impl Walk<'_> {
                     DataState::HasData { schemas, gtids } => {
                         self.plan_standalone_with_data(server, observation, &schemas, &gtids, plan)
                     }
-                    DataState::StoppedWithFiles => self.left_alone(
+                    DataState::StoppedWithFiles => self.left_alone(Code::StoppedWithFiles,
                         plan,
                         name,
                         format!("mysqld is stopped on {name} and its datadir is not empty: left alone"),
@@ -182,6 +186,7 @@ impl Walk<'_> {
                         ),
                     ),
                     DataState::Unknown => self.left_alone(
+                        Code::ServerUnreachable,
                         plan,
                         name,
                         format!(
@@ -304,6 +309,7 @@ impl Walk<'_> {
             .and_then(|r| r.last_sql_error.as_ref())
         {
             self.cannot_yet(
+                Code::ReplicationBroken,
                 plan,
                 name,
                 format!("replication on {name} is broken: {error}"),
@@ -317,6 +323,7 @@ impl Walk<'_> {
         if !self.cloned.contains(source) {
             let Some(source_facts) = self.observed.servers[source].facts() else {
                 self.cannot_yet(
+                    Code::SourceUnreachable,
                     plan,
                     name,
                     format!("cannot rechain {name}: its new source {source} is unreachable"),
@@ -327,6 +334,7 @@ impl Walk<'_> {
             let source_is_replica = source != primary.as_str();
             if !source_facts.log_bin || (source_is_replica && !source_facts.log_slave_updates) {
                 plan.problem(
+                    Code::SourceWithoutBinlog,
                     Some(name),
                     format!(
                         "cannot rechain {name} under {source}: {source} needs binary logging{}",
@@ -336,13 +344,16 @@ impl Walk<'_> {
                             ""
                         }
                     ),
-                    Some(format!("enable log-bin and log-slave-updates on {source}")),
+                    Some(format!(
+                        "enable log-bin and {} on {source}",
+                        super::dialect_of(self.observed, source).log_replica_updates_option()
+                    )),
                 );
             }
             if facts.flavor == Flavor::Mariadb {
                 let errant = self.errant(facts, source_facts);
                 if !errant.is_empty() {
-                    plan.problem(
+                    plan.problem(Code::ErrantGtid,
                         Some(name),
                         format!(
                             "cannot rechain {name} under {source}: {name} has transactions {source} lacks (errant GTIDs: {})",
@@ -361,7 +372,7 @@ impl Walk<'_> {
                     .map(|oldest| gtid::purged_past(position, oldest))
                     .unwrap_or_default();
                 if let Some((needed, oldest)) = purged.first() {
-                    plan.problem(
+                    plan.problem(Code::PurgedBinlogs,
                         Some(name),
                         format!(
                             "cannot rechain {name} under {source}: {source}'s binlogs start after {oldest}, {name} needs them from {needed}"
@@ -420,6 +431,7 @@ impl Walk<'_> {
             .or(replica.last_sql_error.as_ref())
         {
             self.cannot_yet(
+                Code::ReplicationBroken,
                 plan,
                 name,
                 format!("replication on {name} is broken: {error}"),
@@ -479,7 +491,7 @@ impl Walk<'_> {
         }
         let errant = self.errant(facts, source_facts);
         if !errant.is_empty() {
-            plan.warning(
+            plan.warning(Code::ErrantGtid,
                 Some(&server.name),
                 format!(
                     "{} has transactions its source {source} lacks (errant GTIDs: {}); it is never chosen as a failover candidate",
@@ -535,7 +547,7 @@ impl Walk<'_> {
                 self.plan_start(server, StartPosition::OwnPosition, plan)
             }
             Some((errant, true)) if !self.cloned.contains(donor) => {
-                plan.warning(
+                plan.warning(Code::FormerPrimaryErrantWrites,
                     Some(name),
                     format!(
                         "{name} holds writes it made as primary that never reached {source} (errant GTIDs: {}): \
@@ -546,7 +558,7 @@ impl Walk<'_> {
                 );
                 self.plan_clone(server, observation, true, plan);
             }
-            _ => self.cannot_yet(
+            _ => self.cannot_yet(Code::DataWithoutReplication,
                 plan,
                 name,
                 format!(
@@ -622,7 +634,7 @@ impl Walk<'_> {
 
     fn check_target_agent(&self, name: &str, target: &ServerObservation, plan: &mut Plan) {
         match &target.agent.facts {
-            None => plan.problem(
+            None => plan.problem(Code::AgentUnreachable,
                 Some(name),
                 format!(
                     "cannot clone {name}: its agent is unreachable ({})",
@@ -630,7 +642,7 @@ impl Walk<'_> {
                 ),
                 Some(format!("start flipover-agent on {name} and check access.agent_token")),
             ),
-            Some(agent) if agent.backup_tool.is_none() => plan.problem(
+            Some(agent) if agent.backup_tool.is_none() => plan.problem(Code::NoBackupTool,
                 Some(name),
                 format!("cannot clone {name}: it has no mariadb-backup/xtrabackup to unpack and prepare a backup"),
                 Some(format!("install it on {name}: apt-get install mariadb-backup")),
@@ -645,7 +657,7 @@ impl Walk<'_> {
         if self.cloned.contains(donor) {
             // Cloned earlier in this plan: it will run with its my.cnf's settings.
             if agent.is_some_and(|a| a.settings.log_bin.is_none()) {
-                plan.problem(
+                plan.problem(Code::DonorWithoutBinlog,
                     Some(name),
                     format!("cannot clone {name}: donor {donor} will not have binary logging (no log-bin in its my.cnf)"),
                     Some(format!("add log-bin to {donor}'s my.cnf")),
@@ -655,7 +667,7 @@ impl Walk<'_> {
         }
         match observation.facts() {
             None => {
-                plan.problem(
+                plan.problem(Code::DonorUnreachable,
                     Some(name),
                     format!(
                         "cannot clone {name}: donor {donor} is unreachable: {}",
@@ -665,7 +677,7 @@ impl Walk<'_> {
                 );
                 return;
             }
-            Some(facts) if !facts.log_bin => plan.problem(
+            Some(facts) if !facts.log_bin => plan.problem(Code::DonorWithoutBinlog,
                 Some(name),
                 format!("cannot clone {name}: donor {donor} has binary logging off (a clone needs the backup's binlog position)"),
                 Some(format!("enable log-bin on {donor} (restart needed), or choose another donor with clone_from")),
@@ -673,7 +685,7 @@ impl Walk<'_> {
             Some(_) => {}
         }
         match agent {
-            None => plan.problem(
+            None => plan.problem(Code::DonorAgentUnreachable,
                 Some(name),
                 format!(
                     "cannot clone {name}: donor {donor}'s agent is unreachable ({}): it streams the backup",
@@ -681,7 +693,7 @@ impl Walk<'_> {
                 ),
                 Some(format!("start flipover-agent on {donor}")),
             ),
-            Some(agent) if agent.backup_tool.is_none() => plan.problem(
+            Some(agent) if agent.backup_tool.is_none() => plan.problem(Code::NoBackupTool,
                 Some(name),
                 format!("cannot clone {name}: donor {donor} has no mariadb-backup/xtrabackup"),
                 Some(format!("install it on {donor}: apt-get install mariadb-backup")),
@@ -707,6 +719,7 @@ impl Walk<'_> {
         };
         if log_bin == Some(false) {
             plan.problem(
+                Code::SourceWithoutBinlog,
                 Some(name),
                 format!(
                     "source {source} has binary logging off: {name} could not replicate from it"
@@ -714,10 +727,13 @@ impl Walk<'_> {
                 Some(format!("enable log-bin on {source}")),
             );
         } else if source_is_replica && log_slave_updates == Some(false) {
-            plan.problem(
+            plan.problem(Code::SourceWithoutLogReplicaUpdates,
                 Some(name),
                 format!("source {source} is a replica without log_slave_updates: {name} would miss what {source} replicates"),
-                Some(format!("enable log-slave-updates on {source}")),
+                Some(format!(
+                    "enable {} on {source}",
+                    super::dialect_of(self.observed, source).log_replica_updates_option()
+                )),
             );
         }
     }
@@ -750,7 +766,7 @@ impl Walk<'_> {
         if let (Some(free), Some(needed)) = (free, estimated_bytes) {
             let needed_with_headroom = (needed as f64 * DISK_HEADROOM) as u64 + DISK_MARGIN_BYTES;
             if free < needed_with_headroom {
-                plan.problem(
+                plan.problem(Code::NotEnoughDisk,
                     Some(name),
                     format!(
                         "cannot clone {name}: it has {} free, a copy of {donor} needs {} (its datadir of {} plus headroom)",
@@ -794,13 +810,27 @@ impl Walk<'_> {
 
     /// A replica flipover cannot see or act on: the rest of the plan goes
     /// ahead without it; servers that would replicate from it cannot.
-    fn left_alone(&mut self, plan: &mut Plan, name: &str, message: String, hint: String) {
-        plan.warning(Some(name), message, Some(hint));
+    fn left_alone(
+        &mut self,
+        code: Code,
+        plan: &mut Plan,
+        name: &str,
+        message: String,
+        hint: String,
+    ) {
+        plan.warning(code, Some(name), message, Some(hint));
         self.blocked.insert(name.to_string());
     }
 
-    fn cannot_yet(&mut self, plan: &mut Plan, name: &str, message: String, hint: String) {
-        plan.problem(Some(name), message, Some(hint));
+    fn cannot_yet(
+        &mut self,
+        code: Code,
+        plan: &mut Plan,
+        name: &str,
+        message: String,
+        hint: String,
+    ) {
+        plan.problem(code, Some(name), message, Some(hint));
         self.blocked.insert(name.to_string());
     }
 }

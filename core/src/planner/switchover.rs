@@ -2,6 +2,7 @@
 //! the observed one is alive.
 
 use super::step::{Step, SwitchoverStep};
+use super::Code;
 use super::Plan;
 use crate::facts::{Flavor, Observed};
 use crate::gtid;
@@ -37,6 +38,7 @@ pub fn current_primary(
             Some(ObservedSource::Server(source)) => current = source.clone(),
             Some(ObservedSource::Foreign(address)) => {
                 plan.problem(
+                    Code::ForeignSource,
                     Some(&current),
                     format!("{current} replicates from {address}, which is not in the topology"),
                     Some(
@@ -60,6 +62,7 @@ pub fn current_primary(
                      (`flipover plan --failover` proposes the best replacement)"
                 );
                 plan.problem(
+                    Code::PrimaryUnreachable,
                     Some(&current),
                     format!("{current} is unreachable: {error}"),
                     Some(hint),
@@ -69,9 +72,13 @@ pub fn current_primary(
         }
     }
     plan.problem(
+        Code::ReplicationCycle,
         Some(desired),
         format!("{desired} replicates in a cycle: no server of the cycle is a primary"),
-        Some("break the cycle by hand (RESET SLAVE ALL on one of them)".to_string()),
+        Some(format!(
+            "break the cycle by hand (`{}` on one of them)",
+            super::dialect_of(observed, desired).reset_replica_all()
+        )),
     );
     CurrentPrimary::Unknown
 }
@@ -93,27 +100,34 @@ pub fn plan_switchover(
         // Unreachable servers were reported while finding the primary.
         return None;
     };
-    let mut problem = |message: String, hint: &str| {
-        plan.problem(Some(new), message, Some(hint.to_string()));
+    let dialect = crate::sql::Dialect::of_facts(candidate);
+    let mut problem = |code: Code, message: String, hint: &str| {
+        plan.problem(code, Some(new), message, Some(hint.to_string()));
     };
     if !topology.servers()[new.as_str()].promotable {
         problem(
+            Code::CandidateNotPromotable,
             format!("{new} is `promotable = false`: it is never made primary"),
             "choose a promotable server as primary, or change its `promotable` setting",
         );
     }
     if !candidate.log_bin || !candidate.log_slave_updates {
         problem(
+Code::CandidateWithoutBinlog,
             format!(
                 "candidate {new} needs binary logging and log_slave_updates (log_bin {}, log_slave_updates {})",
                 on_off(candidate.log_bin),
                 on_off(candidate.log_slave_updates)
             ),
-            "enable log-bin and log-slave-updates in its my.cnf (restart needed)",
+            &format!(
+                "enable log-bin and {} in its my.cnf (restart needed)",
+                dialect.log_replica_updates_option()
+            ),
         );
     }
     if candidate.flavor != old_facts.flavor {
         problem(
+            Code::MixedFlavors,
             format!("{new} and {old} run different flavors"),
             "flipover switches over between servers of one flavor only",
         );
@@ -122,6 +136,7 @@ pub fn plan_switchover(
         Some(replica) if replica.healthy() => match replica.seconds_behind {
             Some(lag) if lag <= cluster.max_replica_lag => {}
             Some(lag) => problem(
+                Code::CandidateLagging,
                 format!(
                     "candidate {new} lags {lag} s behind its source (limit {} s)",
                     cluster.max_replica_lag
@@ -129,17 +144,23 @@ pub fn plan_switchover(
                 "wait until it catches up, or raise `max_replica_lag` in [cluster]",
             ),
             None => problem(
+                Code::CandidateLagUnknown,
                 format!("candidate {new}'s lag is unknown"),
-                "check its replication (SHOW SLAVE STATUS)",
+                &format!(
+                    "check its replication (`{}`)",
+                    dialect.replica_status_query()
+                ),
             ),
         },
         _ => problem(
+            Code::CandidateReplicationStopped,
             format!("candidate {new}'s replication threads are not both running"),
             "fix its replication first: it must be able to catch up with the old primary",
         ),
     }
     if old_facts.longest_transaction_seconds > cluster.max_transaction_age {
         problem(
+Code::LongTransaction,
             format!(
                 "{old} has a transaction open for {} s (limit {} s): a switchover would wait for it with writes blocked",
                 old_facts.longest_transaction_seconds, cluster.max_transaction_age
@@ -159,6 +180,7 @@ pub fn plan_switchover(
         .collect();
         if !errant.is_empty() {
             problem(
+Code::ErrantGtid,
                 format!(
                     "candidate {new} has transactions {old} never had (errant GTIDs: {})",
                     join(&errant)
@@ -174,8 +196,12 @@ pub fn plan_switchover(
         .any(|s| s.source.as_deref() == Some(old));
     if old_has_replicas && !old_facts.log_slave_updates {
         problem(
+Code::OldPrimaryWithoutLogReplicaUpdates,
             format!("{old} keeps replicas under it but has log_slave_updates off: they would stop receiving writes"),
-            "enable log-slave-updates on it, or move its replicas in the topology",
+            &format!(
+                "enable {} on it, or move its replicas in the topology",
+                dialect.log_replica_updates_option()
+            ),
         );
     }
     if plan.problems.len() > before {

@@ -146,6 +146,7 @@ fn notes(problems: &[Problem]) -> Vec<Note> {
     problems
         .iter()
         .map(|p| Note {
+            code: p.code.as_str().to_string(),
             server: p.server.clone(),
             message: p.message.clone(),
             hint: p.hint.clone(),

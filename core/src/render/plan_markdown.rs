@@ -101,7 +101,11 @@ fn notes(out: &mut String, heading: &str, notes: &[Note]) {
     writeln!(out, "### {heading}\n").unwrap();
     for note in notes {
         // Messages name their server, as in the text form.
-        writeln!(out, "- {}", escape(&note.message)).unwrap();
+        if note.code.is_empty() {
+            writeln!(out, "- {}", escape(&note.message)).unwrap();
+        } else {
+            writeln!(out, "- `{}` {}", note.code, escape(&note.message)).unwrap();
+        }
         if let Some(hint) = &note.hint {
             writeln!(out, "  - hint: {}", escape(hint)).unwrap();
         }

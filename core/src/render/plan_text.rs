@@ -33,6 +33,7 @@ struct StepView {
 /// A problem or a warning.
 #[derive(Serialize)]
 struct NoteView {
+    code: String,
     message: String,
     hint: Option<String>,
 }
@@ -75,6 +76,7 @@ pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
         notes
             .iter()
             .map(|p| NoteView {
+                code: p.code.as_str().to_string(),
                 message: p.message.clone(),
                 hint: p.hint.clone(),
             })
@@ -115,6 +117,7 @@ pub fn render_document(document: &PlanDocument) -> String {
         notes
             .iter()
             .map(|n| NoteView {
+                code: n.code.clone(),
                 message: n.message.clone(),
                 hint: n.hint.clone(),
             })

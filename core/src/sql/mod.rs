@@ -263,6 +263,15 @@ impl Dialect {
          AND user NOT IN ('system user', 'event_scheduler')"
     }
 
+    /// The my.cnf option that makes a replica log what it replicates (in
+    /// hints: the spelling this server's release documents).
+    pub fn log_replica_updates_option(self) -> &'static str {
+        match self {
+            Dialect::Mariadb | Dialect::Mysql80 => "log-slave-updates",
+            Dialect::Mysql84 => "log-replica-updates",
+        }
+    }
+
     /// Ends the session `id` (a fence ends every client's).
     pub fn kill_connection(self, id: u64) -> String {
         format!("KILL CONNECTION {id}")

@@ -130,6 +130,10 @@ pub struct DurabilityDocument {
 /// A problem or warning of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Note {
+    /// Its stable code (`docs/problem-codes.md`), what CI gates match on;
+    /// empty in plans made before flipover had codes.
+    #[serde(default)]
+    pub code: String,
     /// The server concerned; `null` for the plan as a whole.
     pub server: Option<String>,
     pub message: String,
