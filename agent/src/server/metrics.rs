@@ -27,6 +27,7 @@ use tracing::debug;
 
 use super::api::{ApiError, AppState};
 use super::clone::CloneConfig;
+use super::local::LocalServer;
 use super::process;
 
 /// The route, on the main API and on `--metrics-listen`.
@@ -242,23 +243,15 @@ fn kind_label(kind: JobKind) -> &'static str {
     }
 }
 
-/// `SHOW REPLICA STATUS` on the local server, over its socket (or TCP on
-/// its port when the config names no socket), as the backup account. None
+/// `SHOW REPLICA STATUS` on the local server, over its socket, as the
+/// backup account. None
 /// when the server is not a replica.
 async fn replica_status(
     settings: &MysqldSettings,
     clone: &CloneConfig,
 ) -> Result<Option<Replica>, mysql_async::Error> {
-    let mut opts = mysql_async::OptsBuilder::default()
-        .user(Some(clone.backup_user.clone()))
-        .pass(clone.backup_password.clone());
-    opts = match &settings.socket {
-        Some(socket) => opts.socket(Some(socket.clone())),
-        None => opts
-            .ip_or_hostname("127.0.0.1")
-            .tcp_port(settings.port.unwrap_or(3306))
-            .prefer_socket(false),
-    };
+    let opts = LocalServer::from_settings(settings)
+        .opts(&clone.backup_user, clone.backup_password.as_deref());
     let mut conn = mysql_async::Conn::new(opts).await?;
     // MariaDB 10.5+ and MySQL 8.0.22+ know REPLICA; older servers only SLAVE.
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW REPLICA STATUS").await {

@@ -5,6 +5,7 @@
 //! - `auth`: bearer token loading and checking
 //! - `api`: routes, shared state, error responses
 //! - `facts`: host discovery and the facts report
+//! - `local`: the local server's socket and port, for every local client
 //! - `metrics`: GET /metrics for Prometheus (also on --metrics-listen)
 //! - `limits`: request body size and time limits
 //! - `mysqld`: starting/stopping mysqld (supervised or via the service manager)
@@ -19,6 +20,7 @@ pub mod clone;
 pub mod config_file;
 pub mod facts;
 pub mod limits;
+pub mod local;
 pub mod metrics;
 pub mod mysqld;
 pub mod process;
