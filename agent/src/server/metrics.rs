@@ -28,7 +28,7 @@ use tracing::debug;
 use super::api::{ApiError, AppState};
 use super::clone::CloneConfig;
 use super::local::LocalServer;
-use super::process;
+use super::{process, sql};
 
 /// The route, on the main API and on `--metrics-listen`.
 pub const PATH: &str = routes::METRICS;
@@ -253,10 +253,9 @@ async fn replica_status(
     let opts = LocalServer::from_settings(settings)
         .opts(&clone.backup_user, clone.backup_password.as_deref());
     let mut conn = mysql_async::Conn::new(opts).await?;
-    // MariaDB 10.5+ and MySQL 8.0.22+ know REPLICA; older servers only SLAVE.
-    let row: Option<mysql_async::Row> = match conn.query_first("SHOW REPLICA STATUS").await {
+    let row: Option<mysql_async::Row> = match conn.query_first(sql::REPLICA_STATUS).await {
         Ok(row) => row,
-        Err(mysql_async::Error::Server(_)) => conn.query_first("SHOW SLAVE STATUS").await?,
+        Err(mysql_async::Error::Server(_)) => conn.query_first(sql::SLAVE_STATUS).await?,
         Err(e) => return Err(e),
     };
     let _ = conn.disconnect().await;

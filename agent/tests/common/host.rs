@@ -94,17 +94,7 @@ pub fn host_with(block: u8, n: u8, extra: &str, socket_in: SocketIn) -> Host {
         String::from_utf8_lossy(&output.stderr)
     );
     let stream = SocketAddr::from((agent_ip, free_port(agent_ip)));
-    let agent = Agent::start(
-        agent_ip,
-        &[
-            "-c",
-            conf.to_str().unwrap(),
-            "--supervise",
-            "--stream-listen",
-            &stream.to_string(),
-        ],
-        Some(TOKEN),
-    );
+    let agent = start_agent(&conf, stream);
     let client = agent.client(TOKEN);
     Host {
         agent: Some(agent),
@@ -119,21 +109,67 @@ pub fn host_with(block: u8, n: u8, extra: &str, socket_in: SocketIn) -> Host {
     }
 }
 
+/// The host's supervising agent, its API on the stream address's IP.
+fn start_agent(conf: &Path, stream: SocketAddr) -> Agent {
+    Agent::start(
+        match stream.ip() {
+            std::net::IpAddr::V4(ip) => ip,
+            std::net::IpAddr::V6(_) => unreachable!("test hosts are on IPv4 loopback"),
+        },
+        &[
+            "-c",
+            conf.to_str().unwrap(),
+            "--supervise",
+            "--stream-listen",
+            &stream.to_string(),
+        ],
+        Some(TOKEN),
+    )
+}
+
 impl Host {
     /// Runs SQL with the mariadb client over the socket; the rows as text.
     pub fn sql(&self, sql: &str) -> String {
+        self.sql_as("root", sql)
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// Runs SQL as `user` (no password) over the socket; the rows as text,
+    /// or the client's error.
+    pub fn sql_as(&self, user: &str, sql: &str) -> Result<String, String> {
         let output = Command::new("mariadb")
             .arg(format!("--defaults-file={}", self.conf.display()))
             .arg(format!("--socket={}", self.socket.display()))
-            .args(["-uroot", "-N", "-B", "-e", sql])
+            .arg(format!("--user={user}"))
+            .args(["-N", "-B", "-e", sql])
             .output()
             .expect("run the mariadb client");
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(String::from_utf8(output.stdout).unwrap().trim().to_string())
+    }
+
+    /// Kills the agent (SIGKILL, as a crash would) and starts a new one on
+    /// the same config; mysqld is left as it is.
+    pub fn restart_agent(&mut self) {
+        drop(self.agent.take());
+        let agent = start_agent(&self.conf, self.stream);
+        self.client = agent.client(TOKEN);
+        self.agent = Some(agent);
+    }
+
+    /// The pid of the running mysqld, from its pid file (a zombie, dead
+    /// but not yet reaped, is not running).
+    pub fn mysqld_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(&self.pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+        (state != "Z").then_some(pid)
     }
 
     /// Waits until the agent's autostart is over: starting an already
