@@ -364,7 +364,10 @@ pub enum FenceMode {
     /// session killed, as `read_only` does not stop privileged users) or
     /// `super_read_only` (MySQL).
     ReadOnly,
-    /// Stop mysqld; SIGKILL it when it does not stop within the deadline.
+    /// Stop mysqld (SIGTERM, or the service manager's stop); SIGKILL it
+    /// when it has not stopped by the deadline less the time kept for the
+    /// kill (2 s, at most half the deadline), or at once when it is
+    /// stopped (SIGSTOP) and cannot act on SIGTERM.
     Stop,
 }
 

@@ -107,6 +107,19 @@ pub enum ApiError {
     Failed(String),
 }
 
+impl ApiError {
+    /// The error's text, as the response body carries it.
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::Unauthorized(m) => m,
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Busy(m)
+            | ApiError::Failed(m) => m,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = match self {
@@ -132,6 +145,24 @@ pub fn request_deadline(deadline_ms: u64) -> Result<Duration, ApiError> {
         )));
     }
     Ok(Duration::from_millis(deadline_ms))
+}
+
+/// Runs blocking file work (the my.cnf, /proc, the fence record) off the
+/// async workers, giving up at `until`: a hung disk must not keep a probe
+/// or a fence from answering within its deadline (the work itself goes on
+/// in its thread).
+pub async fn blocking_until<T: Send + 'static>(
+    until: tokio::time::Instant,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout_at(until, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(ApiError::Failed(format!("{what} panicked: {e}"))),
+        Err(_) => Err(ApiError::Failed(format!(
+            "{what} did not finish within the deadline"
+        ))),
+    }
 }
 
 /// The address a request came from (the TLS listener's peer, or TCP's).

@@ -11,6 +11,8 @@
 //! While the file exists the agent does not start mysqld at its own
 //! startup, reports it in its facts, and starts mysqld read-only. An
 //! unreadable record still counts as a fence: doubt keeps a server fenced.
+//! Under a service manager the record binds the agent only: the init
+//! system may still start mysqld at boot, writable.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -23,7 +23,7 @@ use nix::unistd::Pid;
 use tokio::time::{timeout_at, Instant};
 use tracing::warn;
 
-use super::api::{request_deadline, ApiError, AppState};
+use super::api::{blocking_until, request_deadline, ApiError, AppState};
 use super::facts::HostInfo;
 use super::local::LocalServer;
 use super::mysqld;
@@ -92,9 +92,10 @@ pub async fn fence(
         "fence requested"
     );
     let host = state.host.clone();
-    let server = tokio::task::spawn_blocking(move || read_server(&host))
-        .await
-        .map_err(|e| ApiError::Failed(format!("reading the server config panicked: {e}")))??;
+    let server = blocking_until(until, "reading the server config", move || {
+        read_server(&host)
+    })
+    .await??;
     let pid_before = running_mysqld_pid(&server.pid_file).or_else(mysqld::starting_pid);
     let mut outcome = FenceOutcome {
         mode: request.mode,
@@ -127,9 +128,15 @@ pub async fn fence(
         marker: server.record.display().to_string(),
     };
     let path = server.record.clone();
+    // Bounded by a share of the deadline: on a hung disk the fence itself
+    // still runs (and says the record is missing).
+    let record_until = started + deadline / 4;
     let written = {
         let record = record.clone();
-        tokio::task::spawn_blocking(move || marker::write(&path, &record)).await
+        blocking_until(record_until, "writing the fence record", move || {
+            marker::write(&path, &record)
+        })
+        .await
     };
     match written {
         Ok(Ok(())) => {
@@ -139,7 +146,7 @@ pub async fn fence(
             outcome.record = Some(record);
         }
         Ok(Err(e)) => errors.push(e.to_string()),
-        Err(e) => errors.push(format!("writing the fence record panicked: {e}")),
+        Err(e) => errors.push(e.message().to_string()),
     }
 
     let fenced = match request.mode {
