@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::protocol::{
     routes, CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest, ErrorBody, Facts,
     FenceOutcome, FenceRequest, JobStatus, LiftFenceRequest, LocalProbe, LocalProbeRequest,
-    RemoteProbe, RemoteProbeRequest, StartRequest, PROTOCOL_VERSION,
+    RemoteProbe, RemoteProbeRequest, StartRequest, MAX_DEADLINE_MS, PROTOCOL_VERSION,
 };
 use crate::tls::Transport;
 
@@ -241,7 +241,8 @@ impl AgentClient {
         path: &str,
         body: &B,
     ) -> Result<T, AgentError> {
-        let limit = deadline + DEADLINE_MARGIN;
+        // The agent refuses a longer deadline at once; never wait longer.
+        let limit = deadline.min(Duration::from_millis(MAX_DEADLINE_MS)) + DEADLINE_MARGIN;
         let body = self
             .send(Method::POST, path, Some(body), Some(limit))
             .await?;

@@ -250,7 +250,12 @@ async fn start_supervised(
     if let Some(fence) = fence {
         // After --defaults-file (which must come first); the command line
         // wins over the file.
-        let flavor = Flavor::detect(host.server_version.as_deref().unwrap_or_default(), "");
+        let flavor = match host.server_version.as_deref() {
+            Some(version) => Flavor::detect(version, ""),
+            // Unknown: MariaDB's options are --read-only alone, which both
+            // understand (MariaDB refuses --super-read-only).
+            None => Flavor::Mariadb,
+        };
         let options = flavor.read_only_options();
         warn!(marker = %fence.marker, ?options, "mysqld is fenced: starting it read-only");
         command.args(options);
