@@ -44,7 +44,7 @@ raw_run() {
   socat -u "TCP-LISTEN:$port,bind=$db2,reuseaddr" - | mbstream -x -C "$scratch" &
   local receiver=$!
   sleep 0.05
-  mariadb-backup --defaults-file="$sb/db1/my.cnf" --backup --stream=xbstream --user=root \
+  mariadb-backup --defaults-file="$sb/db1/my.cnf" --socket="$sb/db1/mysqld.sock" --backup --stream=xbstream --user=root \
       --target-dir="$dir/raw-tmp" 2>"$dir/raw-backup.log" | socat -u - "TCP:$db2:$port"
   wait "$receiver"
   mariadb-backup --prepare --use-memory=256M --target-dir="$scratch" >"$dir/raw-prepare.log" 2>&1

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::protocol::{
     routes, CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest, ErrorBody, Facts,
-    JobStatus, PROTOCOL_VERSION,
+    FenceOutcome, FenceRequest, JobStatus, LiftFenceRequest, LocalProbe, LocalProbeRequest,
+    RemoteProbe, RemoteProbeRequest, StartRequest, MAX_DEADLINE_MS, PROTOCOL_VERSION,
 };
 use crate::tls::Transport;
 
@@ -33,6 +34,10 @@ pub enum AgentError {
     #[error("agent at {url} answered something flipover does not understand: {message}")]
     Protocol { url: String, message: String },
 }
+
+/// Beyond a probe's or fence's own deadline, the time the request and its
+/// answer may take on the network.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 /// A client for one agent. Cheap to clone (the HTTP pool is shared).
 #[derive(Debug, Clone)]
@@ -79,17 +84,68 @@ impl AgentClient {
 
     /// GET /v1/facts
     pub async fn facts(&self) -> Result<Facts, AgentError> {
-        self.call_facts(Method::GET, routes::FACTS).await
+        self.call_facts(Method::GET, routes::FACTS, None::<&()>)
+            .await
     }
 
-    /// POST /v1/mysqld/start; returns the facts after the start.
+    /// POST /v1/mysqld/start; returns the facts after the start. A fenced
+    /// host's mysqld starts read-only (see [`Self::start_mysqld_with`]).
     pub async fn start_mysqld(&self) -> Result<Facts, AgentError> {
-        self.call_facts(Method::POST, routes::MYSQLD_START).await
+        self.call_facts(Method::POST, routes::MYSQLD_START, None::<&()>)
+            .await
+    }
+
+    /// POST /v1/mysqld/start with a body: `lift_fence` starts a fenced
+    /// host's mysqld writable.
+    pub async fn start_mysqld_with(&self, request: &StartRequest) -> Result<Facts, AgentError> {
+        self.call_facts(Method::POST, routes::MYSQLD_START, Some(request))
+            .await
     }
 
     /// POST /v1/mysqld/stop; returns the facts after the stop.
     pub async fn stop_mysqld(&self) -> Result<Facts, AgentError> {
-        self.call_facts(Method::POST, routes::MYSQLD_STOP).await
+        self.call_facts(Method::POST, routes::MYSQLD_STOP, None::<&()>)
+            .await
+    }
+
+    /// POST /v1/probe/local: this host's mysqld, seen from the host, within
+    /// `deadline` (at most [`crate::protocol::MAX_DEADLINE_MS`]).
+    pub async fn probe_local(&self, deadline: Duration) -> Result<LocalProbe, AgentError> {
+        let request = LocalProbeRequest {
+            deadline_ms: deadline_ms(deadline),
+        };
+        self.call_within(deadline, routes::PROBE_LOCAL, &request)
+            .await
+    }
+
+    /// POST /v1/probe/remote: `host:port`'s MySQL handshake, seen from
+    /// this agent's host, within `deadline`.
+    pub async fn probe_remote(
+        &self,
+        host: &str,
+        port: u16,
+        deadline: Duration,
+    ) -> Result<RemoteProbe, AgentError> {
+        let request = RemoteProbeRequest {
+            host: host.to_string(),
+            port,
+            deadline_ms: deadline_ms(deadline),
+        };
+        self.call_within(deadline, routes::PROBE_REMOTE, &request)
+            .await
+    }
+
+    /// POST /v1/fence: read-only or stopped, within the request's deadline;
+    /// the outcome says whether the fence holds.
+    pub async fn fence(&self, request: &FenceRequest) -> Result<FenceOutcome, AgentError> {
+        let deadline = Duration::from_millis(request.deadline_ms);
+        self.call_within(deadline, routes::FENCE, request).await
+    }
+
+    /// POST /v1/fence/lift; returns the facts after (`fenced: None`).
+    pub async fn lift_fence(&self, request: &LiftFenceRequest) -> Result<Facts, AgentError> {
+        self.call_facts(Method::POST, routes::FENCE_LIFT, Some(request))
+            .await
     }
 
     /// POST /v1/clone/receive: prechecks, then the target waits for the
@@ -138,8 +194,13 @@ impl AgentClient {
     /// Calls a route answering with [`Facts`] and checks the protocol version
     /// before decoding the rest, so a version mismatch is reported as such
     /// rather than as a confusing missing field.
-    async fn call_facts(&self, method: Method, path: &str) -> Result<Facts, AgentError> {
-        let value: serde_json::Value = self.call(method, path, None::<&()>).await?;
+    async fn call_facts<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Facts, AgentError> {
+        let value: serde_json::Value = self.call(method, path, body).await?;
         match value.get("protocol_version").and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
             Some(v) => {
@@ -155,7 +216,9 @@ impl AgentClient {
 
     /// GET /metrics: the Prometheus/OpenMetrics text, as the agent wrote it.
     pub async fn metrics(&self) -> Result<String, AgentError> {
-        let body = self.send(Method::GET, routes::METRICS, None::<&()>).await?;
+        let body = self
+            .send(Method::GET, routes::METRICS, None::<&()>, None)
+            .await?;
         String::from_utf8(body)
             .map_err(|e| self.protocol(format!("the metrics are not UTF-8: {e}")))
     }
@@ -166,8 +229,28 @@ impl AgentClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, AgentError> {
-        let body = self.send(method, path, body).await?;
-        serde_json::from_slice(&body)
+        let body = self.send(method, path, body, None).await?;
+        self.decode(path, &body)
+    }
+
+    /// POSTs a request the agent answers within `deadline`: the whole call
+    /// is bounded by it plus the network's margin, not the client's timeout.
+    async fn call_within<T: DeserializeOwned, B: Serialize>(
+        &self,
+        deadline: Duration,
+        path: &str,
+        body: &B,
+    ) -> Result<T, AgentError> {
+        // The agent refuses a longer deadline at once; never wait longer.
+        let limit = deadline.min(Duration::from_millis(MAX_DEADLINE_MS)) + DEADLINE_MARGIN;
+        let body = self
+            .send(Method::POST, path, Some(body), Some(limit))
+            .await?;
+        self.decode(path, &body)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, AgentError> {
+        serde_json::from_slice(body)
             .map_err(|e| self.protocol(format!("cannot decode the response of {path}: {e}")))
     }
 
@@ -177,11 +260,15 @@ impl AgentClient {
         method: Method,
         path: &str,
         body: Option<&B>,
+        timeout: Option<Duration>,
     ) -> Result<Vec<u8>, AgentError> {
         let url = format!("{}{}", self.base_url, path);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(body);
+        }
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
         }
         let response = request.send().await.map_err(|e| {
             let message = error_chain(&e);
@@ -220,6 +307,12 @@ impl AgentClient {
             message,
         }
     }
+}
+
+/// Milliseconds of a deadline; a zero or oversized one is sent as it is, for
+/// the agent to refuse.
+fn deadline_ms(deadline: Duration) -> u64 {
+    u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The agent's ErrorBody text, or the raw body (shortened) if it sent none.

@@ -6,7 +6,10 @@
 use std::path::Path;
 
 use crate::mycnf::MyCnf;
-use crate::protocol::{CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest};
+use crate::protocol::{
+    CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest, FenceRequest, LiftFenceRequest,
+    LocalProbeRequest, RemoteProbeRequest, StartRequest,
+};
 
 /// Where the fuzzed my.cnf pretends to live: a directory that does not
 /// exist, so relative `!include`s find nothing.
@@ -47,6 +50,11 @@ pub fn requests(data: &[u8]) -> bool {
     round_trip::<CloneReceiveRequest>(data)
         | round_trip::<CloneSendRequest>(data)
         | round_trip::<ConfirmCloneRequest>(data)
+        | round_trip::<StartRequest>(data)
+        | round_trip::<LocalProbeRequest>(data)
+        | round_trip::<RemoteProbeRequest>(data)
+        | round_trip::<FenceRequest>(data)
+        | round_trip::<LiftFenceRequest>(data)
 }
 
 fn round_trip<T>(data: &[u8]) -> bool

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::host::{
-    file_list, finished, host, put_marker, put_shop, wait_phase, Host, STREAM_TOKEN,
+    file_list, finished, host, host_with, put_marker, put_shop, wait_phase, Host, SocketIn,
+    STREAM_TOKEN,
 };
 use flipover_agent::client::AgentError;
 use flipover_agent::pki::Role;
@@ -108,6 +109,48 @@ async fn clone_copies_the_donor_and_keeps_the_previous_datadir() {
         received.elapsed_ms,
         started.elapsed().as_millis()
     );
+}
+
+/// A donor whose my.cnf names its socket only under `[mysqld]`, as hosts
+/// set up by hand often do: the backup tool must be told the socket, or it
+/// tries its compiled-in one and the clone fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_from_a_donor_naming_its_socket_only_under_mysqld() {
+    let started = Instant::now();
+    let (donor, target) = (
+        host_with(8, 1, "", SocketIn::MysqldOnly),
+        host_with(8, 2, "", SocketIn::MysqldOnly),
+    );
+    let text = std::fs::read_to_string(&donor.conf).unwrap();
+    assert!(
+        text.starts_with("[mysqld]\n") && !text.contains("[client"),
+        "{text}"
+    );
+    let donor_facts = donor.wait_running().await;
+    target.wait_running().await;
+    put_shop(&donor);
+    let gtid = donor.sql("SELECT @@gtid_binlog_pos");
+
+    let receive = target
+        .client
+        .clone_receive(&target.receive_request(donor_facts.datadir_bytes.unwrap(), false))
+        .await
+        .unwrap();
+    let send = donor
+        .client
+        .clone_send(&donor.send_request_to(&target))
+        .await
+        .unwrap();
+    let sent = finished(&donor.client, &send.id, Duration::from_secs(50)).await;
+    let received = finished(&target.client, &receive.id, Duration::from_secs(50)).await;
+    assert_eq!(sent.state, JobState::Succeeded, "{sent:?}");
+    assert_eq!(received.state, JobState::Succeeded, "{received:?}");
+    assert_eq!(received.result.unwrap().gtid, gtid);
+    assert_eq!(
+        target.sql("SELECT GROUP_CONCAT(name ORDER BY id) FROM shop.items"),
+        "apple,pear,plum"
+    );
+    eprintln!("test took {} ms", started.elapsed().as_millis());
 }
 
 /// Children of `pid` other than mysqld (which outlives its agent), from /proc.

@@ -47,7 +47,6 @@ pub fn render_my_cnf(setup: &HostSetup<'_>) -> String {
         "# flipover sandbox host {} ({}), written by `flipover sandbox up`.",
         h.name, h.address
     );
-    let _ = writeln!(cnf, "[client]\nsocket = {}\n", h.socket().display());
     let _ = writeln!(cnf, "[mysqld]");
     if setup.run_as_root {
         let _ = writeln!(cnf, "user = root");

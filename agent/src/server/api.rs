@@ -1,17 +1,21 @@
 //! The HTTP routes, their shared state, and how errors become responses.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::serve::IncomingStream;
+use axum::{Extension, Json, Router};
 use flipover_agent::protocol::{
-    routes, CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest, ErrorBody, Facts, JobKind,
-    JobState, JobStatus,
+    routes, CloneReceiveRequest, CloneSendRequest, ConfirmCloneRequest, ErrorBody, Facts,
+    FenceOutcome, FenceRequest, JobKind, JobState, JobStatus, LiftFenceRequest, LocalProbe,
+    LocalProbeRequest, RemoteProbe, RemoteProbeRequest, StartRequest, MAX_DEADLINE_MS,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tracing::{error, info, warn};
@@ -20,7 +24,8 @@ use super::auth::{require_token, Token};
 use super::clone::jobs::Jobs;
 use super::clone::{self, CloneConfig};
 use super::facts::{self, HostInfo};
-use super::{metrics, mysqld};
+use super::fence::{self, marker, FenceConfig};
+use super::{metrics, mysqld, probe};
 
 /// Shared by all requests.
 #[derive(Clone)]
@@ -31,15 +36,17 @@ pub struct AppState {
     pub action: Arc<Mutex<()>>,
     pub jobs: Arc<Jobs>,
     pub clone: Arc<CloneConfig>,
+    pub fence: Arc<FenceConfig>,
 }
 
 impl AppState {
-    pub fn new(host: HostInfo, clone: CloneConfig) -> AppState {
+    pub fn new(host: HostInfo, clone: CloneConfig, fence: FenceConfig) -> AppState {
         AppState {
             host: Arc::new(host),
             action: Arc::new(Mutex::new(())),
             jobs: Arc::new(Jobs::default()),
             clone: Arc::new(clone),
+            fence: Arc::new(fence),
         }
     }
 
@@ -73,6 +80,10 @@ pub fn router(state: AppState, token: Token) -> Router {
         .route(routes::CLONE_SEND, post(clone_send))
         .route(routes::CLONE_CONFIRM, post(confirm_clone))
         .route(routes::JOB, get(get_job))
+        .route(routes::PROBE_LOCAL, post(probe_local))
+        .route(routes::PROBE_REMOTE, post(probe_remote))
+        .route(routes::FENCE, post(fence_mysqld))
+        .route(routes::FENCE_LIFT, post(lift_fence))
         .route(metrics::PATH, get(metrics::get_metrics))
         .fallback(not_found);
     super::limits::apply(app)
@@ -96,6 +107,19 @@ pub enum ApiError {
     Failed(String),
 }
 
+impl ApiError {
+    /// The error's text, as the response body carries it.
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::Unauthorized(m) => m,
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Busy(m)
+            | ApiError::Failed(m) => m,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = match self {
@@ -113,8 +137,66 @@ async fn get_facts(State(state): State<AppState>) -> Result<Json<Facts>, ApiErro
     current_facts(&state).await.map(Json)
 }
 
-async fn start_mysqld(State(state): State<AppState>) -> Result<Json<Facts>, ApiError> {
+/// The request's deadline, refused when absent (0) or above the maximum.
+pub fn request_deadline(deadline_ms: u64) -> Result<Duration, ApiError> {
+    if deadline_ms == 0 || deadline_ms > MAX_DEADLINE_MS {
+        return Err(ApiError::BadRequest(format!(
+            "deadline_ms must be 1 to {MAX_DEADLINE_MS}, not {deadline_ms}"
+        )));
+    }
+    Ok(Duration::from_millis(deadline_ms))
+}
+
+/// Runs blocking file work (the my.cnf, /proc, the fence record) off the
+/// async workers, giving up at `until`: a hung disk must not keep a probe
+/// or a fence from answering within its deadline (the work itself goes on
+/// in its thread).
+pub async fn blocking_until<T: Send + 'static>(
+    until: tokio::time::Instant,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout_at(until, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(ApiError::Failed(format!("{what} panicked: {e}"))),
+        Err(_) => Err(ApiError::Failed(format!(
+            "{what} did not finish within the deadline"
+        ))),
+    }
+}
+
+/// The address a request came from (the TLS listener's peer, or TCP's).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// axum keeps the connection's [`Peer`] as an extension (when served with
+/// connect info).
+fn peer_address(peer: Option<Extension<ConnectInfo<Peer>>>) -> Option<SocketAddr> {
+    peer.map(|Extension(ConnectInfo(Peer(address)))| address)
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, super::tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, super::tls::TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+async fn start_mysqld(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<Peer>>>,
+    request: Option<Json<StartRequest>>,
+) -> Result<Json<Facts>, ApiError> {
+    let request = request.map(|Json(r)| r).unwrap_or_default();
     let _guard = state.try_begin_action()?;
+    if request.lift_fence {
+        remove_fence(&state, request.requested_by.as_deref(), peer_address(peer)).await?;
+    }
     mysqld::start(&state.host).await.map_err(|e| {
         error!(error = %e, "starting mysqld failed");
         ApiError::Failed(format!("starting mysqld failed: {e}"))
@@ -129,6 +211,69 @@ async fn stop_mysqld(State(state): State<AppState>) -> Result<Json<Facts>, ApiEr
         ApiError::Failed(format!("stopping mysqld failed: {e}"))
     })?;
     current_facts(&state).await.map(Json)
+}
+
+async fn probe_local(
+    State(state): State<AppState>,
+    Json(request): Json<LocalProbeRequest>,
+) -> Result<Json<LocalProbe>, ApiError> {
+    probe::local(&state, request).await.map(Json)
+}
+
+async fn probe_remote(
+    Json(request): Json<RemoteProbeRequest>,
+) -> Result<Json<RemoteProbe>, ApiError> {
+    probe::remote(request).await.map(Json)
+}
+
+async fn fence_mysqld(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<Peer>>>,
+    Json(request): Json<FenceRequest>,
+) -> Result<Json<FenceOutcome>, ApiError> {
+    fence::fence(&state, request, peer_address(peer))
+        .await
+        .map(Json)
+}
+
+async fn lift_fence(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<Peer>>>,
+    request: Option<Json<LiftFenceRequest>>,
+) -> Result<Json<Facts>, ApiError> {
+    let request = request.map(|Json(r)| r).unwrap_or_default();
+    remove_fence(&state, request.requested_by.as_deref(), peer_address(peer)).await?;
+    current_facts(&state).await.map(Json)
+}
+
+/// Deletes the fence record (logged as a warning, with who asked).
+async fn remove_fence(
+    state: &AppState,
+    requested_by: Option<&str>,
+    peer: Option<SocketAddr>,
+) -> Result<(), ApiError> {
+    let host = state.host.clone();
+    let removed = tokio::task::spawn_blocking(move || {
+        let conf = host
+            .load_conf()
+            .map_err(|e| ApiError::Failed(format!("cannot read the server config: {e}")))?;
+        let path = marker::path_for(&conf.datadir(host.version()));
+        marker::remove(&path)
+            .map(|removed| (path, removed))
+            .map_err(|e| ApiError::Failed(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::Failed(format!("lifting the fence panicked: {e}")))??;
+    let (path, removed) = removed;
+    if removed {
+        warn!(
+            record = %path.display(),
+            requested_by = requested_by.unwrap_or("-"),
+            peer = %peer.map(|p| p.to_string()).unwrap_or_else(|| "-".to_string()),
+            "fence lifted"
+        );
+    }
+    Ok(())
 }
 
 async fn clone_receive(

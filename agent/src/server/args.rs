@@ -88,6 +88,18 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub backup_password_file: Option<PathBuf>,
 
+    /// Account a read-only fence logs in as over the local socket: it sets
+    /// read_only / super_read_only and kills client sessions, so it needs
+    /// SUPER (or READ_ONLY ADMIN / SYSTEM_VARIABLES_ADMIN and CONNECTION
+    /// ADMIN). On Debian root@localhost authenticates by unix socket.
+    #[arg(long, value_name = "USER", default_value = "root")]
+    pub fence_user: String,
+
+    /// File holding the fence account's password (trailing newline
+    /// trimmed). Without it no password is passed.
+    #[arg(long, value_name = "FILE")]
+    pub fence_password_file: Option<PathBuf>,
+
     /// This host's certificate (PEM, chain allowed) for the API and the
     /// stream port. It needs the serverAuth and clientAuth extended key
     /// usages: as a donor the agent is the TLS client of the target agent.

@@ -8,6 +8,7 @@ use flipover_agent::mycnf::{self, MyCnf, MyCnfError};
 use flipover_agent::protocol::{BackupPosition, Facts, PROTOCOL_VERSION};
 
 use super::clone::backup_tool::{parse_binlog_info, Tools};
+use super::fence::marker;
 use super::process;
 
 /// Where server binaries live when PATH does not list sbin (e.g. under
@@ -97,6 +98,7 @@ pub fn gather(host: &HostInfo) -> Result<Facts, MyCnfError> {
         busy_job_id: None,
         restored_backup: restored_backup(&datadir),
         unconfirmed_clone_job: None,
+        fenced: marker::current(&marker::path_for(&datadir)),
     })
 }
 

@@ -27,7 +27,8 @@ use tracing::debug;
 
 use super::api::{ApiError, AppState};
 use super::clone::CloneConfig;
-use super::process;
+use super::local::LocalServer;
+use super::{process, sql};
 
 /// The route, on the main API and on `--metrics-listen`.
 pub const PATH: &str = routes::METRICS;
@@ -242,28 +243,19 @@ fn kind_label(kind: JobKind) -> &'static str {
     }
 }
 
-/// `SHOW REPLICA STATUS` on the local server, over its socket (or TCP on
-/// its port when the config names no socket), as the backup account. None
+/// `SHOW REPLICA STATUS` on the local server, over its socket, as the
+/// backup account. None
 /// when the server is not a replica.
 async fn replica_status(
     settings: &MysqldSettings,
     clone: &CloneConfig,
 ) -> Result<Option<Replica>, mysql_async::Error> {
-    let mut opts = mysql_async::OptsBuilder::default()
-        .user(Some(clone.backup_user.clone()))
-        .pass(clone.backup_password.clone());
-    opts = match &settings.socket {
-        Some(socket) => opts.socket(Some(socket.clone())),
-        None => opts
-            .ip_or_hostname("127.0.0.1")
-            .tcp_port(settings.port.unwrap_or(3306))
-            .prefer_socket(false),
-    };
+    let opts = LocalServer::from_settings(settings)
+        .opts(&clone.backup_user, clone.backup_password.as_deref());
     let mut conn = mysql_async::Conn::new(opts).await?;
-    // MariaDB 10.5+ and MySQL 8.0.22+ know REPLICA; older servers only SLAVE.
-    let row: Option<mysql_async::Row> = match conn.query_first("SHOW REPLICA STATUS").await {
+    let row: Option<mysql_async::Row> = match conn.query_first(sql::REPLICA_STATUS).await {
         Ok(row) => row,
-        Err(mysql_async::Error::Server(_)) => conn.query_first("SHOW SLAVE STATUS").await?,
+        Err(mysql_async::Error::Server(_)) => conn.query_first(sql::SLAVE_STATUS).await?,
         Err(e) => return Err(e),
     };
     let _ = conn.disconnect().await;

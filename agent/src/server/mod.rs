@@ -5,6 +5,11 @@
 //! - `auth`: bearer token loading and checking
 //! - `api`: routes, shared state, error responses
 //! - `facts`: host discovery and the facts report
+//! - `local`: the local server's socket and port, for every local client
+//! - `probe`: local and remote probes of mysqld for a failover verdict
+//! - `handshake`: reading a MySQL server's initial handshake (no login)
+//! - `fence`: fencing mysqld (read-only or stopped) and its record
+//! - `sql`: every SQL statement the agent runs
 //! - `metrics`: GET /metrics for Prometheus (also on --metrics-listen)
 //! - `limits`: request body size and time limits
 //! - `mysqld`: starting/stopping mysqld (supervised or via the service manager)
@@ -18,10 +23,15 @@ pub mod auth;
 pub mod clone;
 pub mod config_file;
 pub mod facts;
+pub mod fence;
+pub mod handshake;
 pub mod limits;
+pub mod local;
 pub mod metrics;
 pub mod mysqld;
+pub mod probe;
 pub mod process;
+pub mod sql;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -50,8 +60,9 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read the backup password file {path}: {source}")]
-    BackupPassword {
+    #[error("cannot read the {what} password file {path}: {source}")]
+    PasswordFile {
+        what: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -110,18 +121,8 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         outcome => info!(?outcome, "startup recovery"),
     }
 
-    let backup_password = match &args.backup_password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|source| StartupError::BackupPassword {
-                    path: path.clone(),
-                    source,
-                })?
-                .trim_end_matches(['\n', '\r'])
-                .to_string(),
-        ),
-        None => None,
-    };
+    let backup_password = read_password("backup", args.backup_password_file.as_deref())?;
+    let fence_password = read_password("fence", args.fence_password_file.as_deref())?;
     let clone = clone::CloneConfig {
         stream_listen: args.stream_listen(),
         backup_user: args.backup_user.clone(),
@@ -129,7 +130,11 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         tls: tls.clone(),
     };
     info!(stream_listen = %clone.stream_listen, backup_user = %clone.backup_user, "clone settings");
-    let state = AppState::new(host, clone);
+    let fence = fence::FenceConfig {
+        user: args.fence_user.clone(),
+        password: fence_password,
+    };
+    let state = AppState::new(host, clone, fence);
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|source| StartupError::Listen {
@@ -156,14 +161,20 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         Some(tls) => {
             let listener =
                 tls::TlsListener::new(listener, tls.acceptor).map_err(StartupError::Serve)?;
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<api::Peer>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
         }
         None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<api::Peer>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
         }
     }
     .map_err(StartupError::Serve)?;
@@ -172,6 +183,22 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
     jobs.shutdown(JOB_SHUTDOWN_TIMEOUT).await;
     info!("flipover-agent stopped (mysqld left as it is)");
     Ok(())
+}
+
+/// A password file's text without its trailing newline.
+fn read_password(
+    what: &'static str,
+    path: Option<&std::path::Path>,
+) -> Result<Option<String>, StartupError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| StartupError::PasswordFile {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
 }
 
 /// Serves /metrics alone, unauthenticated, on `addr` until the process exits.
@@ -200,15 +227,24 @@ fn autostart(state: AppState) {
         let host = state.host.clone();
         let wanted = tokio::task::spawn_blocking(move || mysqld::should_autostart(&host)).await;
         match wanted {
-            Ok(Ok(true)) => {
+            Ok(Ok(mysqld::Autostart::Start)) => {
                 info!("datadir is initialised and mysqld is down: starting it");
                 if let Err(e) = mysqld::start(&state.host).await {
                     error!(error = %e, "starting mysqld at agent startup failed");
                 }
             }
-            Ok(Ok(false)) => {
-                info!("not starting mysqld at startup (already running or datadir not initialised)")
+            Ok(Ok(mysqld::Autostart::AlreadyRunning)) => {
+                info!("not starting mysqld at startup: it already runs")
             }
+            Ok(Ok(mysqld::Autostart::NotInitialised)) => {
+                info!("not starting mysqld at startup: the datadir is not initialised")
+            }
+            Ok(Ok(mysqld::Autostart::Fenced(fence))) => warn!(
+                record = %fence.marker,
+                mode = ?fence.mode,
+                requested_by = fence.requested_by.as_deref().unwrap_or("-"),
+                "not starting mysqld at startup: it is fenced (lift the fence to start it writable)"
+            ),
             Ok(Err(e)) => error!(error = %e, "cannot decide whether to start mysqld"),
             Err(e) => error!(error = %e, "autostart check panicked"),
         }

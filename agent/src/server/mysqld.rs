@@ -6,16 +6,20 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use flipover_agent::mycnf::MyCnfError;
+use flipover_agent::protocol::FenceRecord;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::Command;
 use tracing::{info, warn};
 
 use super::facts::HostInfo;
-use super::process::{is_alive, running_mysqld_pid};
+use super::fence::marker;
+use super::process::{is_alive, is_server, running_mysqld_pid};
+use super::sql::Flavor;
 
 /// How long a supervised start may take before we give up waiting.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -64,12 +68,51 @@ pub enum MysqldError {
         status: String,
         stderr: String,
     },
+    #[error(
+        "mysqld is fenced ({marker}) and runs under a service manager, which cannot start it \
+         read-only: the agent does not start it. Lift the fence to start it writable, or start \
+         it read-only by hand"
+    )]
+    FencedService { marker: String },
 }
 
-/// Starts mysqld; success when it already runs.
+/// The pid of a mysqld this agent has spawned and that is not ready yet
+/// (it may not have written its pid file): a fence must find it too.
+static STARTING: Mutex<Option<u32>> = Mutex::new(None);
+
+/// The mysqld a supervised start is bringing up, if one is under way.
+pub fn starting_pid() -> Option<u32> {
+    let pid = (*STARTING.lock().unwrap_or_else(|e| e.into_inner()))?;
+    (is_alive(pid) && is_server(pid)).then_some(pid)
+}
+
+/// Notes a starting mysqld until dropped, however the start ends.
+struct Starting;
+
+impl Starting {
+    fn note(pid: u32) -> Starting {
+        *STARTING.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+        Starting
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        *STARTING.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Starts mysqld; success when it already runs. On a fenced host it starts
+/// read-only (supervised) or not at all (a service manager).
 pub async fn start(host: &HostInfo) -> Result<(), MysqldError> {
+    let target = Target::read(host)?;
+    let fence = marker::current(&target.fence_record);
     if host.supervised {
-        start_supervised(host).await
+        start_supervised(host, target, fence.as_ref()).await
+    } else if let Some(fence) = fence {
+        Err(MysqldError::FencedService {
+            marker: fence.marker,
+        })
     } else {
         run_service_command(host, "start").await
     }
@@ -84,17 +127,37 @@ pub async fn stop(host: &HostInfo) -> Result<(), MysqldError> {
     }
 }
 
-/// Whether a supervised agent should start mysqld at its own startup: only
-/// when it is down and the datadir holds an initialised server (a `mysql`
-/// system schema), never on an empty datadir awaiting a restore.
-pub fn should_autostart(host: &HostInfo) -> Result<bool, MyCnfError> {
+/// Whether a supervised agent starts mysqld at its own startup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Autostart {
+    Start,
+    AlreadyRunning,
+    /// No `mysql` system schema: an empty datadir awaiting a restore.
+    NotInitialised,
+    /// A fence is in force: a fenced server comes back only when asked.
+    Fenced(FenceRecord),
+}
+
+/// Only when mysqld is down, the datadir holds an initialised server, and
+/// no fence is in force.
+pub fn should_autostart(host: &HostInfo) -> Result<Autostart, MyCnfError> {
     let target = Target::read(host)?;
-    Ok(running_mysqld_pid(&target.pid_file).is_none() && target.datadir.join("mysql").is_dir())
+    Ok(if let Some(fence) = marker::current(&target.fence_record) {
+        Autostart::Fenced(fence)
+    } else if running_mysqld_pid(&target.pid_file).is_some() {
+        Autostart::AlreadyRunning
+    } else if !target.datadir.join("mysql").is_dir() {
+        Autostart::NotInitialised
+    } else {
+        Autostart::Start
+    })
 }
 
 /// The paths and addresses of the server, from the my.cnf.
 struct Target {
     datadir: PathBuf,
+    /// Where a fence is recorded ([`marker::path_for`] the datadir).
+    fence_record: PathBuf,
     pid_file: PathBuf,
     socket: PathBuf,
     tcp: Option<SocketAddr>,
@@ -110,8 +173,10 @@ impl Target {
         // skip-networking: only the socket can answer.
         let networking = !opts.contains_key("skip_networking")
             && !matches!(opts.get("networking"), Some(Some(v)) if v == "0");
+        let datadir = conf.datadir(version);
         Ok(Target {
-            datadir: conf.datadir(version),
+            fence_record: marker::path_for(&datadir),
+            datadir,
             pid_file: PathBuf::from(s.pid_file.unwrap_or_default()),
             socket: PathBuf::from(s.socket.unwrap_or_default()),
             tcp: networking.then(|| probe_addr(s.bind_address.as_deref(), s.port.unwrap_or(3306))),
@@ -143,8 +208,11 @@ fn probe_addr(bind_address: Option<&str>, port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
-async fn start_supervised(host: &HostInfo) -> Result<(), MysqldError> {
-    let target = Target::read(host)?;
+async fn start_supervised(
+    host: &HostInfo,
+    target: Target,
+    fence: Option<&FenceRecord>,
+) -> Result<(), MysqldError> {
     if let Some(pid) = running_mysqld_pid(&target.pid_file) {
         info!(pid, "mysqld already running");
         return Ok(());
@@ -178,8 +246,21 @@ async fn start_supervised(host: &HostInfo) -> Result<(), MysqldError> {
         })?;
 
     let mut command = Command::new(binary);
+    command.arg(format!("--defaults-file={}", host.conf_path.display()));
+    if let Some(fence) = fence {
+        // After --defaults-file (which must come first); the command line
+        // wins over the file.
+        let flavor = match host.server_version.as_deref() {
+            Some(version) => Flavor::detect(version, ""),
+            // Unknown: MariaDB's options are --read-only alone, which both
+            // understand (MariaDB refuses --super-read-only).
+            None => Flavor::Mariadb,
+        };
+        let options = flavor.read_only_options();
+        warn!(marker = %fence.marker, ?options, "mysqld is fenced: starting it read-only");
+        command.args(options);
+    }
     command
-        .arg(format!("--defaults-file={}", host.conf_path.display()))
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(output)
@@ -198,6 +279,7 @@ async fn start_supervised(host: &HostInfo) -> Result<(), MysqldError> {
         source,
     })?;
     let child_pid = child.id().unwrap_or(0);
+    let starting = Starting::note(child_pid);
     info!(pid = child_pid, binary = %binary.display(), log = %log.display(), "started mysqld, waiting until it is ready");
 
     let deadline = Instant::now() + START_TIMEOUT;
@@ -221,6 +303,7 @@ async fn start_supervised(host: &HostInfo) -> Result<(), MysqldError> {
         }
         tokio::time::sleep(POLL).await;
     };
+    drop(starting);
     // Reap mysqld whenever it exits so it never lingers as a zombie (which
     // would also look alive in /proc to a naive check).
     tokio::spawn(async move {
@@ -259,23 +342,46 @@ async fn stop_supervised(host: &HostInfo) -> Result<(), MysqldError> {
 /// directly (no shell) so the service name cannot inject anything.
 async fn run_service_command(host: &HostInfo, action: &str) -> Result<(), MysqldError> {
     let name = host.service.as_deref().unwrap_or("mariadb");
-    let (program, args) = if Path::new("/run/systemd/system").exists() {
-        ("systemctl", [action, name])
+    if under_systemd() {
+        run_command("systemctl", &[action, name], SERVICE_TIMEOUT).await
     } else {
-        ("service", [name, action])
+        run_command("service", &[name, action], SERVICE_TIMEOUT).await
+    }
+}
+
+/// Asks the service manager to stop mysqld, for a fence that watches the
+/// pid itself and SIGKILLs it on its own deadline. Under systemd the stop
+/// is only queued (`--no-block`): the queued stop job also keeps the unit
+/// from being restarted when mysqld dies of that SIGKILL. `service NAME
+/// stop` is waited for, up to `limit`. Returns the command run.
+pub async fn request_service_stop(host: &HostInfo, limit: Duration) -> Result<String, MysqldError> {
+    let name = host.service.as_deref().unwrap_or("mariadb");
+    let (program, args) = if under_systemd() {
+        ("systemctl", vec!["stop", "--no-block", name])
+    } else {
+        ("service", vec![name, "stop"])
     };
-    let command_text = format!("{program} {} {}", args[0], args[1]);
+    run_command(program, &args, limit).await?;
+    Ok(format!("{program} {}", args.join(" ")))
+}
+
+fn under_systemd() -> bool {
+    Path::new("/run/systemd/system").exists()
+}
+
+async fn run_command(program: &str, args: &[&str], limit: Duration) -> Result<(), MysqldError> {
+    let command_text = format!("{program} {}", args.join(" "));
     info!(command = %command_text, "running service command");
     let run = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let output = match tokio::time::timeout(SERVICE_TIMEOUT, run).await {
+    let output = match tokio::time::timeout(limit, run).await {
         Err(_) => {
             return Err(MysqldError::Command {
                 command: command_text,
-                status: format!("no answer within {}s", SERVICE_TIMEOUT.as_secs()),
+                status: format!("no answer within {limit:?}"),
                 stderr: String::new(),
             })
         }

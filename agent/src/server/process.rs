@@ -9,7 +9,12 @@ const SERVER_COMMS: &[&str] = &["mariadbd", "mysqld"];
 /// files (left by a crash, pid reused by something else) give None.
 pub fn running_mysqld_pid(pid_file: &Path) -> Option<u32> {
     let pid = read_pid_file(pid_file)?;
-    (is_alive(pid) && SERVER_COMMS.contains(&comm(pid)?.as_str())).then_some(pid)
+    (is_alive(pid) && is_server(pid)).then_some(pid)
+}
+
+/// True when `pid` runs under a server's command name.
+pub fn is_server(pid: u32) -> bool {
+    comm(pid).is_some_and(|c| SERVER_COMMS.contains(&c.as_str()))
 }
 
 pub fn read_pid_file(pid_file: &Path) -> Option<u32> {
@@ -24,18 +29,27 @@ pub fn read_pid_file(pid_file: &Path) -> Option<u32> {
 /// True while the process exists and is not a zombie (a zombie has exited;
 /// it only waits for its parent to reap it).
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state follows the command name, which is in parentheses and may
-    // itself contain spaces or parentheses.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, Some("Z") | Some("X") | None)
+    !matches!(state(pid), Some('Z') | Some('X') | None)
 }
 
-fn comm(pid: u32) -> Option<String> {
+/// The state letter of /proc/PID/stat (`R`, `S`, `D`, `T` stopped, `t`
+/// traced, `Z` zombie, …); None when there is no such process.
+pub fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses and may
+    // itself contain spaces or parentheses.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|s| s.chars().next())
+}
+
+/// True when the process is stopped (SIGSTOP, or by a tracer): it cannot
+/// act on SIGTERM until it is continued.
+pub fn is_stopped(pid: u32) -> bool {
+    matches!(state(pid), Some('T') | Some('t'))
+}
+
+pub fn comm(pid: u32) -> Option<String> {
     Some(
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .ok()?
@@ -52,6 +66,13 @@ mod tests {
     fn own_process_is_alive_but_not_mysqld() {
         let me = std::process::id();
         assert!(is_alive(me));
+        assert!(
+            matches!(state(me), Some('R') | Some('S')),
+            "{:?}",
+            state(me)
+        );
+        assert!(!is_stopped(me));
+        assert_eq!(state(u32::MAX), None);
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("x.pid");
         std::fs::write(&pid_file, format!("{me}\n")).unwrap();

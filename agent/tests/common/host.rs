@@ -22,6 +22,10 @@ pub struct Host {
     pub conf: PathBuf,
     pub datadir: PathBuf,
     pub pid_file: PathBuf,
+    /// The server's unix socket; every client the tests run names it.
+    pub socket: PathBuf,
+    /// mysqld's TCP address.
+    pub mysql: SocketAddr,
     pub stream: SocketAddr,
     pub dir: tempfile::TempDir,
 }
@@ -33,10 +37,26 @@ impl Drop for Host {
     }
 }
 
+/// Which option-file group names the server's socket and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketIn {
+    /// `[client-server]`: read by the server and by every client tool.
+    ClientServer,
+    /// `[mysqld]` only, as a host set up by hand often has it: client tools
+    /// (mariadb-backup too) fall back to their compiled-in socket unless
+    /// told the path.
+    MysqldOnly,
+}
+
 /// Host `n` (1 or 2) of address block `block`: agent and stream port on
 /// 127.44.block.(10n+1), mysqld on 127.44.block.(10n+2). `extra` is
 /// appended to the [mysqld] group.
 pub fn host(block: u8, n: u8, extra: &str) -> Host {
+    host_with(block, n, extra, SocketIn::ClientServer)
+}
+
+/// [`host`] with the socket and port named in the group `socket_in`.
+pub fn host_with(block: u8, n: u8, extra: &str, socket_in: SocketIn) -> Host {
     let agent_ip = Ipv4Addr::new(127, 44, block, 10 * n + 1);
     let mysql_ip = Ipv4Addr::new(127, 44, block, 10 * n + 2);
     let dir = tempfile::tempdir().unwrap();
@@ -44,16 +64,22 @@ pub fn host(block: u8, n: u8, extra: &str) -> Host {
     let datadir = d.join("data");
     std::fs::create_dir_all(d.join("tmp")).unwrap();
     let conf = d.join("my.cnf");
+    let socket = d.join("mysqld.sock");
+    let mysql = SocketAddr::from((mysql_ip, free_port(mysql_ip)));
+    let address = format!("socket={}\nport={}\n", socket.display(), mysql.port());
+    let (client_group, mysqld_address) = match socket_in {
+        SocketIn::ClientServer => (format!("[client-server]\n{address}\n"), String::new()),
+        SocketIn::MysqldOnly => (String::new(), address),
+    };
     write(
         &conf,
         &format!(
-            "[client-server]\nsocket={d}/mysqld.sock\nport={port}\n\n\
-             [mysqld]\ndatadir={data}\npid-file={d}/mysqld.pid\nbind-address={mysql_ip}\n\
-             user=root\ntmpdir={d}/tmp\nlog-bin=mysql-bin\nserver-id={n}\nlog-error={d}/mysqld.err\n\
-             innodb_buffer_pool_size=32M\ninnodb_log_file_size=16M\nskip-name-resolve\n{extra}\n",
+            "{client_group}[mysqld]\n{mysqld_address}datadir={data}\npid-file={d}/mysqld.pid\n\
+             bind-address={mysql_ip}\nuser=root\ntmpdir={d}/tmp\nlog-bin=mysql-bin\nserver-id={n}\n\
+             log-error={d}/mysqld.err\ninnodb_buffer_pool_size=32M\ninnodb_log_file_size=16M\n\
+             skip-name-resolve\n{extra}\n",
             d = d.display(),
             data = datadir.display(),
-            port = free_port(mysql_ip),
         ),
     );
     let output = Command::new("mariadb-install-db")
@@ -68,8 +94,28 @@ pub fn host(block: u8, n: u8, extra: &str) -> Host {
         String::from_utf8_lossy(&output.stderr)
     );
     let stream = SocketAddr::from((agent_ip, free_port(agent_ip)));
-    let agent = Agent::start(
-        agent_ip,
+    let agent = start_agent(&conf, stream);
+    let client = agent.client(TOKEN);
+    Host {
+        agent: Some(agent),
+        client,
+        conf,
+        pid_file: d.join("mysqld.pid"),
+        socket,
+        mysql,
+        datadir,
+        stream,
+        dir,
+    }
+}
+
+/// The host's supervising agent, its API on the stream address's IP.
+fn start_agent(conf: &Path, stream: SocketAddr) -> Agent {
+    Agent::start(
+        match stream.ip() {
+            std::net::IpAddr::V4(ip) => ip,
+            std::net::IpAddr::V6(_) => unreachable!("test hosts are on IPv4 loopback"),
+        },
         &[
             "-c",
             conf.to_str().unwrap(),
@@ -78,33 +124,52 @@ pub fn host(block: u8, n: u8, extra: &str) -> Host {
             &stream.to_string(),
         ],
         Some(TOKEN),
-    );
-    let client = agent.client(TOKEN);
-    Host {
-        agent: Some(agent),
-        client,
-        conf,
-        pid_file: d.join("mysqld.pid"),
-        datadir,
-        stream,
-        dir,
-    }
+    )
 }
 
 impl Host {
     /// Runs SQL with the mariadb client over the socket; the rows as text.
     pub fn sql(&self, sql: &str) -> String {
+        self.sql_as("root", sql)
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// Runs SQL as `user` (no password) over the socket; the rows as text,
+    /// or the client's error.
+    pub fn sql_as(&self, user: &str, sql: &str) -> Result<String, String> {
         let output = Command::new("mariadb")
             .arg(format!("--defaults-file={}", self.conf.display()))
-            .args(["-uroot", "-N", "-B", "-e", sql])
+            .arg(format!("--socket={}", self.socket.display()))
+            .arg(format!("--user={user}"))
+            .args(["-N", "-B", "-e", sql])
             .output()
             .expect("run the mariadb client");
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(String::from_utf8(output.stdout).unwrap().trim().to_string())
+    }
+
+    /// Kills the agent (SIGKILL, as a crash would) and starts a new one on
+    /// the same config; mysqld is left as it is.
+    pub fn restart_agent(&mut self) {
+        drop(self.agent.take());
+        let agent = start_agent(&self.conf, self.stream);
+        self.client = agent.client(TOKEN);
+        self.agent = Some(agent);
+    }
+
+    /// The pid of the running mysqld, from its pid file (a zombie, dead
+    /// but not yet reaped, is not running).
+    pub fn mysqld_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(&self.pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+        (state != "Z").then_some(pid)
     }
 
     /// Waits until the agent's autostart is over: starting an already

@@ -212,8 +212,26 @@ pub fn stop_mysqld_by_pid_file(pid_file: &Path) {
     let pid = nix::unistd::Pid::from_raw(pid);
     if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        while runs(pid.as_raw()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// True while the process exists and has not exited: once its agent is
+/// gone, a mysqld's exit leaves a zombie nobody may reap (PID 1 of a
+/// container need not).
+fn runs(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
 }

@@ -23,6 +23,7 @@ use super::stream::{self, SendError, CHUNK};
 use super::CloneConfig;
 use crate::server::api::{ApiError, AppState};
 use crate::server::facts::HostInfo;
+use crate::server::local::LocalServer;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -60,6 +61,8 @@ struct Send {
     tools: Tools,
     request: CloneSendRequest,
     work_dir: PathBuf,
+    /// The backup tool connects here, not to its compiled-in socket.
+    local: LocalServer,
 }
 
 /// POST /v1/clone/send: checks, then streams in a background job.
@@ -73,7 +76,7 @@ pub async fn start(state: &AppState, request: CloneSendRequest) -> Result<JobSta
     let guard = state.try_begin_action()?;
     let tools = Tools::find().map_err(ApiError::BadRequest)?;
     let host = state.host.clone();
-    let work_parent = tokio::task::spawn_blocking(move || work_parent(&host))
+    let (work_parent, local) = tokio::task::spawn_blocking(move || read_conf(&host))
         .await
         .map_err(|e| ApiError::Failed(format!("reading the config panicked: {e}")))??;
     let job = state
@@ -88,18 +91,21 @@ pub async fn start(state: &AppState, request: CloneSendRequest) -> Result<JobSta
         job: job.clone(),
         tools,
         request,
+        local,
     };
     state.jobs.spawn(run(send, guard));
     Ok(job.status())
 }
 
-/// The backup tool's scratch directory lives under the server's tmpdir
-/// (first of a `:` list), else next to the datadir.
-fn work_parent(host: &HostInfo) -> Result<PathBuf, ApiError> {
+/// Where the backup tool's scratch directory goes, and the server's socket.
+/// The scratch directory lives under the server's tmpdir (first of a `:`
+/// list), else next to the datadir.
+fn read_conf(host: &HostInfo) -> Result<(PathBuf, LocalServer), ApiError> {
     let conf = host
         .load_conf()
         .map_err(|e| ApiError::Failed(format!("cannot read the server config: {e}")))?;
     let version = host.version();
+    let local = LocalServer::from_settings(&conf.settings(version));
     let tmpdir = conf
         .server_options(version)
         .get("tmpdir")
@@ -107,7 +113,7 @@ fn work_parent(host: &HostInfo) -> Result<PathBuf, ApiError> {
         .flatten()
         .and_then(|t| t.split(':').next().map(str::to_string))
         .filter(|t| !t.is_empty());
-    Ok(match tmpdir {
+    let work_parent = match tmpdir {
         Some(t) => PathBuf::from(t),
         None => {
             let datadir: PathBuf = conf.datadir(version).components().collect();
@@ -116,7 +122,8 @@ fn work_parent(host: &HostInfo) -> Result<PathBuf, ApiError> {
                 .map(PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir)
         }
-    })
+    };
+    Ok((work_parent, local))
 }
 
 async fn run(send: Send, _action: OwnedMutexGuard<()>) {
@@ -178,6 +185,7 @@ async fn stream_backup(s: &Send) -> Result<(), SendJobError> {
     // --defaults-file must come first.
     command
         .arg(format!("--defaults-file={}", s.host.conf_path.display()))
+        .args(s.local.tool_args())
         .arg("--backup")
         .arg("--stream=xbstream")
         .arg(format!("--user={}", s.config.backup_user));
