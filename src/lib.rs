@@ -12,6 +12,7 @@
 pub use flipover_core::{facts, gtid, planner, render, sql, view, wire};
 
 pub mod agents;
+pub mod apply;
 pub mod certs;
 pub mod cli;
 pub mod db;

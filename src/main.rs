@@ -23,9 +23,9 @@ fn main() -> ExitCode {
     cli::init_logging(args.verbose, args.log_format);
     let code = match cli::run(args) {
         Ok(code) => code,
-        Err(report) => {
-            eprintln!("{report:?}");
-            flipover::exit_codes::ERROR
+        Err(error) => {
+            eprint!("{}", error.render(cli::colors_enabled_stderr()));
+            error.exit_code
         }
     };
     ExitCode::from(code as u8)

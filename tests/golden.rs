@@ -107,8 +107,7 @@ fn golden_cases() -> Vec<PathBuf> {
 }
 
 /// The plan document and its Markdown for a case, made in-process through
-/// the library as `plan --json` makes them; `None` when `--failover` refuses
-/// before planning.
+/// the library as `plan --json` makes them.
 fn formats(case: &Path) -> Option<(String, String)> {
     let text = std::fs::read_to_string(case.join("topology.toml")).unwrap();
     // The file name as a user would give it, so the bytes do not depend on
@@ -125,13 +124,9 @@ fn formats(case: &Path) -> Option<(String, String)> {
         .map(|pair| pair[1].to_string())
         .collect();
     let failover = args.contains(&"--failover");
-    let topology = if failover {
-        planner::failover::choose(&topology, &observed).ok()?.0
-    } else {
-        topology
-    };
     let options = PlanOptions {
         replace: replace.iter().cloned().collect(),
+        failover,
     };
     let plan = planner::plan(&topology, &observed, &options);
     let document = plan_json::document(

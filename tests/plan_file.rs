@@ -105,3 +105,55 @@ fn a_foreign_or_truncated_plan_file_is_refused_with_its_own_exit_code() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Every field of a saved plan is covered by its `document_sha256`: a plan
+/// whose desired tree, steps or options were edited is refused with exit
+/// code 5 before any server is contacted (the golden documents name
+/// loopback addresses nobody listens on).
+#[test]
+fn an_edited_desired_tree_steps_or_options_is_refused_with_exit_code_5() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/failover-choose-candidate/plan.json");
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&golden).unwrap()).unwrap();
+    assert!(original["document_sha256"].as_str().unwrap().len() == 64);
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 5] = [
+        ("desired", |plan| {
+            plan["desired"]["db2"] = serde_json::json!(null)
+        }),
+        ("a step's title", |plan| {
+            plan["steps"][0]["title"] = serde_json::json!("failover db1 -> db2")
+        }),
+        ("a step's target", |plan| {
+            plan["steps"][0]["target"] = serde_json::json!("db2")
+        }),
+        ("the options", |plan| {
+            plan["options"]["replace"] = serde_json::json!(["db4"])
+        }),
+        ("the seal removed", |plan| {
+            plan.as_object_mut().unwrap().remove("document_sha256");
+        }),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (what, edit) in edits {
+        let mut plan = original.clone();
+        edit(&mut plan);
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&plan).unwrap()).unwrap();
+        let output = flipover(&["apply", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(5), "{what}: {stderr}");
+        assert!(stderr.contains("edited"), "{what}: {stderr}");
+        assert!(
+            stderr.contains("hint: plan files must not be edited"),
+            "{what}: {stderr}"
+        );
+        // `show` refuses it the same way.
+        let shown = flipover(&["show", path.to_str().unwrap()]);
+        assert_eq!(shown.status.code(), Some(5), "{what}");
+    }
+    // The unedited document is read (and shown) as it was written.
+    let shown = flipover(&["show", golden.to_str().unwrap()]);
+    assert_eq!(shown.status.code(), Some(0));
+}

@@ -546,6 +546,7 @@ fn build_case(k: &Knobs) -> Case {
                 }
             })
             .collect(),
+        failover: false,
     };
     Case {
         toml,

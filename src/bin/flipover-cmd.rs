@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
-use flipover::cli;
+use flipover::cli::{
+    self,
+    error::{CommandError, CommandResult},
+};
 use flipover::exit_codes;
 use flipover::legacy::{self, access::Flags, Address, DiscoverOptions, Discovered};
 use flipover::planner;
@@ -234,9 +237,9 @@ fn main() -> ExitCode {
     cli::init_logging(0, flipover_agent::logging::LogFormat::Text);
     let code = match run(&args, &matches) {
         Ok(code) => code,
-        Err(report) => {
-            eprintln!("{report:?}");
-            exit_codes::ERROR
+        Err(error) => {
+            eprint!("{}", error.render(cli::colors_enabled_stderr()));
+            error.exit_code
         }
     };
     ExitCode::from(code as u8)
@@ -246,10 +249,10 @@ fn given(matches: &ArgMatches, id: &str) -> bool {
     matches.value_source(id) == Some(ValueSource::CommandLine)
 }
 
-fn run(args: &Args, matches: &ArgMatches) -> miette::Result<i32> {
+fn run(args: &Args, matches: &ArgMatches) -> CommandResult {
     if !args.replicas.is_empty() && args.mode != Mode::ReplaceMaster {
-        return Err(miette::miette!(
-            "--replica names the slaves of a dead master: it is for -m replace-master only"
+        return Err(CommandError::failed(
+            "--replica names the slaves of a dead master: it is for -m replace-master only",
         ));
     }
     let flags = Flags {
@@ -336,8 +339,7 @@ fn run(args: &Args, matches: &ArgMatches) -> miette::Result<i32> {
     std::io::stdout().flush().into_diagnostic()?;
 
     if plan.has_problems() {
-        eprintln!("error: the plan has problems; nothing was applied");
-        return Ok(exit_codes::ERROR);
+        return Err(cli::plan::problems_error(&plan));
     }
     if args.dry_run || plan.is_empty() {
         return Ok(exit_codes::SUCCESS);
@@ -345,7 +347,7 @@ fn run(args: &Args, matches: &ArgMatches) -> miette::Result<i32> {
     if !args.yes {
         if std::io::stdin().is_terminal() {
             if !cli::apply::confirmed()? {
-                return Ok(exit_codes::ERROR);
+                return Err(CommandError::failed("apply cancelled: nothing was applied"));
             }
         } else {
             // The seed applied without asking; scripts rely on it.
@@ -356,8 +358,11 @@ fn run(args: &Args, matches: &ArgMatches) -> miette::Result<i32> {
         &desired,
         &observed,
         &plan,
-        args.observe.options().connect_timeout,
-        CATCH_UP_TIMEOUT,
+        &cli::apply::Execution {
+            connect_timeout: args.observe.options().connect_timeout,
+            catch_up_timeout: CATCH_UP_TIMEOUT,
+            json: false,
+        },
     )
 }
 

@@ -6,19 +6,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::executor::journal::Journal;
-use crate::executor::lock::LockError;
-use crate::executor::{self, Event, EventSink, ExecutorOptions, Outcome};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::apply::{self, ApplyError};
+use crate::executor::{Event, EventSink, Outcome};
 use crate::exit_codes;
 use crate::observe::Observed;
-use crate::planner::PlanOptions;
-use crate::planner::{self, human_bytes, Plan};
+use crate::planner::{self, human_bytes, Plan, PlanOptions};
 use crate::render;
 use crate::topology::{self, Topology};
-use crate::wire::Fingerprint;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use miette::IntoDiagnostic;
+use crate::wire::{ApplyReportDocument, Fingerprint, RefusalDocument};
 
+use super::error::{CommandError, CommandResult};
 use super::plan::ReplaceArg;
 use super::{ObserveArgs, TopologyFileArg};
 
@@ -47,154 +46,260 @@ pub struct Args {
     /// when they have).
     #[arg(value_name = "PLANFILE", conflicts_with_all = ["names", "failover"])]
     pub plan_file: Option<PathBuf>,
+
+    /// Print the apply report as JSON on stdout when done (the plan goes to
+    /// stderr): each step's outcome, error code, the state it left the
+    /// servers in, and timings (`schemas/apply-report.schema.json`).
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn run(args: Args) -> miette::Result<i32> {
+pub fn run(args: Args) -> CommandResult {
     if let Some(path) = &args.plan_file {
         return apply_saved(&args, path);
     }
     let topology = topology::load(&args.topology.file)?;
     let observed = args.observe.observe(&topology)?;
-    let topology = args.replace.desired(topology, &observed, true)?;
     let plan = planner::plan(&topology, &observed, &args.replace.options());
-    print!("{}", render::plan_text::render(&topology, &observed, &plan));
-    std::io::stdout().flush().into_diagnostic()?;
+    show_plan(
+        &render::plan_text::render(&topology, &observed, &plan),
+        args.json,
+    )?;
+    let desired = plan.desired(&topology);
 
     if plan.has_problems() {
-        eprintln!("error: the plan has problems; nothing was applied");
-        return Ok(exit_codes::ERROR);
+        refusal_report(args.json, desired, &plan, "plan-has-problems", || {
+            super::plan::problems_error(&plan)
+        })?;
     }
     if plan.is_empty() {
-        return Ok(exit_codes::SUCCESS);
+        return no_changes(args.json, desired, &plan);
     }
     if !args.auto_approve && !confirmed()? {
-        return Ok(exit_codes::ERROR);
+        return Err(CommandError::failed("apply cancelled: nothing was applied"));
     }
-
     execute(
-        &topology,
+        desired,
         &observed,
         &plan,
-        args.observe.options().connect_timeout,
-        Duration::from_secs(args.catch_up_timeout),
+        &Execution {
+            connect_timeout: args.observe.options().connect_timeout,
+            catch_up_timeout: Duration::from_secs(args.catch_up_timeout),
+            json: args.json,
+        },
     )
+}
+
+/// How `execute` runs and reports.
+pub struct Execution {
+    pub connect_timeout: Duration,
+    pub catch_up_timeout: Duration,
+    /// Print the apply report (JSON) on stdout at the end.
+    pub json: bool,
+}
+
+/// The plan text for people: on stdout, or on stderr when stdout carries
+/// the JSON report.
+fn show_plan(text: &str, json: bool) -> Result<(), CommandError> {
+    if json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+        std::io::stdout().flush()?;
+    }
+    Ok(())
+}
+
+/// With `--json`, a report saying nothing ran and why; then the error.
+fn refusal_report(
+    json: bool,
+    topology: &Topology,
+    plan: &Plan,
+    code: &str,
+    error: impl FnOnce() -> CommandError,
+) -> Result<(), CommandError> {
+    let error = error();
+    if json {
+        let refusal = RefusalDocument {
+            code: code.to_string(),
+            message: error.to_string(),
+            problems: render::plan_json::notes(&plan.problems),
+        };
+        print!(
+            "{}",
+            ApplyReportDocument::refused(&topology.cluster().name, plan.summary().line(), refusal)
+                .to_json()
+        );
+    }
+    Err(error)
+}
+
+fn no_changes(json: bool, topology: &Topology, plan: &Plan) -> CommandResult {
+    if json {
+        let mut report = ApplyReportDocument::new(
+            &topology.cluster().name,
+            "no-changes",
+            plan.summary().line(),
+            Vec::new(),
+            0,
+        );
+        report.outcome = "no-changes".to_string();
+        print!("{}", report.to_json());
+    }
+    Ok(exit_codes::SUCCESS)
 }
 
 /// `apply PLANFILE`: the saved plan's topology and options, observed again;
 /// refused as stale when a structural fact changed or the plan would now
 /// differ, else run without a prompt (the plan was the review).
-fn apply_saved(args: &Args, path: &Path) -> miette::Result<i32> {
-    let document = match super::show::read_plan(path) {
-        Ok(document) => document,
-        Err(report) => return Ok(super::show::report_invalid_plan(report)),
-    };
+fn apply_saved(args: &Args, path: &Path) -> CommandResult {
+    let document = super::show::read_plan(path)?;
     if !document.problems.is_empty() {
-        eprintln!(
-            "error: {} was saved with problems; it cannot be applied",
+        return Err(CommandError::failed(format!(
+            "{} was saved with problems; it cannot be applied",
             path.display()
-        );
-        return Ok(exit_codes::ERROR);
+        ))
+        .hint("solve the problems, then make a new plan"));
     }
+    // The document is sealed (every field hashed): its topology text and
+    // options are the ones it was planned from.
     let topology = topology::parse(
         &document.topology.text,
         Path::new(&document.topology.file_name),
     )?;
-    // The primary the plan chose (`--failover`) is part of the plan.
-    let topology = topology.with_sources(&document.desired, "the saved plan's desired tree")?;
+    let options = PlanOptions {
+        replace: document.options.replace.iter().cloned().collect(),
+        failover: document.options.failover,
+    };
     let observed = args.observe.observe(&topology)?;
+    let stale = |message: String| {
+        CommandError::new(exit_codes::STALE_PLAN, message)
+            .hint("make a new plan (`flipover plan --out FILE`), review it, apply it")
+    };
     let changed = document
         .fingerprint
         .differences(&Fingerprint::of(&topology, &observed));
     if !changed.is_empty() {
-        eprintln!(
-            "error: {} is stale: the servers changed since it was made:",
+        let mut error = stale(format!(
+            "{} is stale: the servers changed since it was made:",
             path.display()
-        );
-        for change in &changed {
-            eprintln!("  {change}");
+        ));
+        for change in changed {
+            error = error.detail(change);
         }
-        eprintln!("hint: make a new plan (`flipover plan --out FILE`), review it, apply it");
-        return Ok(exit_codes::STALE_PLAN);
+        return Err(error);
     }
-    let options = PlanOptions {
-        replace: document.options.replace.iter().cloned().collect(),
-    };
     let plan = planner::plan(&topology, &observed, &options);
-    let now: Vec<String> = plan.ordered().iter().map(|n| plan.graph[*n].id()).collect();
-    let saved: Vec<String> = document.steps.iter().map(|s| s.id.clone()).collect();
-    if now != saved || plan.has_problems() {
-        eprintln!(
-            "error: {} is stale: planned now, the steps would be [{}], not [{}]",
+    let desired = plan.desired(&topology);
+    let desired_now: BTreeMap<String, Option<String>> = desired
+        .servers()
+        .values()
+        .map(|s| (s.name.clone(), s.source.clone()))
+        .collect();
+    if desired_now != document.desired {
+        return Err(stale(format!(
+            "{} is stale: planned now, the desired tree would be {}, not {}",
             path.display(),
-            now.join(", "),
-            saved.join(", ")
-        );
-        return Ok(exit_codes::STALE_PLAN);
+            describe_tree(&desired_now),
+            describe_tree(&document.desired)
+        )));
     }
-    print!("{}", render::plan_text::render(&topology, &observed, &plan));
-    std::io::stdout().flush().into_diagnostic()?;
+    let now: Vec<(String, String)> = plan
+        .ordered()
+        .iter()
+        .map(|n| (plan.graph[*n].id(), plan.graph[*n].title()))
+        .collect();
+    let saved: Vec<(String, String)> = document
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.title.clone()))
+        .collect();
+    if now != saved || plan.has_problems() {
+        let titles = |steps: &[(String, String)]| {
+            steps
+                .iter()
+                .map(|(_, title)| title.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(stale(format!(
+            "{} is stale: planned now, the steps would be [{}], not [{}]",
+            path.display(),
+            titles(&now),
+            titles(&saved)
+        )));
+    }
+    show_plan(
+        &render::plan_text::render(&topology, &observed, &plan),
+        args.json,
+    )?;
     if plan.is_empty() {
-        return Ok(exit_codes::SUCCESS);
+        return no_changes(args.json, desired, &plan);
     }
     execute(
-        &topology,
+        desired,
         &observed,
         &plan,
-        args.observe.options().connect_timeout,
-        Duration::from_secs(args.catch_up_timeout),
+        &Execution {
+            connect_timeout: args.observe.options().connect_timeout,
+            catch_up_timeout: Duration::from_secs(args.catch_up_timeout),
+            json: args.json,
+        },
     )
 }
 
-/// Runs a confirmed plan with progress on stderr and reports the outcome as
-/// an exit code (shared with `flipover-cmd`).
+/// `db1: primary, db2 <- db1, …`.
+fn describe_tree(tree: &BTreeMap<String, Option<String>>) -> String {
+    tree.iter()
+        .map(|(name, source)| match source {
+            Some(source) => format!("{name} <- {source}"),
+            None => format!("{name}: primary"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs a confirmed plan through the library's apply lifecycle with
+/// progress on stderr, and reports the outcome (shared with `flipover-cmd`).
 pub fn execute(
     topology: &Topology,
     observed: &Observed,
     plan: &Plan,
-    connect_timeout: Duration,
-    catch_up_timeout: Duration,
-) -> miette::Result<i32> {
-    let options = ExecutorOptions {
-        connect_timeout: connect_timeout.max(Duration::from_secs(5)),
-        probe_timeout: connect_timeout,
-        catch_up_timeout,
-        ..ExecutorOptions::default()
-    };
-    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-    let lock = match runtime.block_on(executor::lock::acquire(
+    execution: &Execution,
+) -> CommandResult {
+    let options = apply::executor_options(execution.connect_timeout, execution.catch_up_timeout);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = match runtime.block_on(apply::apply(
         topology,
         observed,
-        options.connect_timeout,
-    )) {
-        Ok(lock) => lock,
-        Err(LockError::Held {
-            cluster,
-            server,
-            holder,
-        }) => {
-            eprintln!("error: another apply is running on cluster {cluster}: its lock on {server} is held by {holder}; nothing was applied");
-            return Ok(exit_codes::LOCK_HELD);
-        }
-        Err(other) => return Err(other).into_diagnostic(),
-    };
-    let journal =
-        std::sync::Arc::new(runtime.block_on(Journal::begin(lock, &plan.summary().line())));
-    let report = runtime.block_on(executor::apply(
-        topology,
         plan,
         &options,
         progress_sink(),
-        Some(journal.clone()),
-    ));
-    let outcome = if report.succeeded() {
-        "complete"
-    } else {
-        "failed"
+    )) {
+        Ok(report) => report,
+        Err(error @ ApplyError::LockHeld { .. }) => {
+            return refusal_report(execution.json, topology, plan, "lock-held", || {
+                CommandError::new(exit_codes::LOCK_HELD, error)
+                    .hint("wait for it to finish, or find who runs it from the connection named")
+            })
+            .map(|()| exit_codes::LOCK_HELD);
+        }
+        Err(other) => return Err(CommandError::failed(other)),
     };
-    if let Ok(journal) = std::sync::Arc::try_unwrap(journal) {
-        runtime.block_on(async { journal.finish(outcome).await.release().await });
+    if execution.json {
+        print!(
+            "{}",
+            apply::report_document(topology, plan, &report).to_json()
+        );
     }
-
+    if report.succeeded() {
+        eprintln!(
+            "Apply complete: {} steps in {:.1}s.",
+            report.steps.len(),
+            report.elapsed.as_secs_f64()
+        );
+        return Ok(exit_codes::SUCCESS);
+    }
     let failed: Vec<_> = report
         .steps
         .iter()
@@ -208,54 +313,53 @@ pub fn execute(
         .iter()
         .filter(|(_, _, o)| *o == Outcome::Skipped)
         .count();
-    if failed.is_empty() && skipped == 0 && report.hook_failures.is_empty() {
-        eprintln!(
-            "Apply complete: {} steps in {:.1}s.",
-            report.steps.len(),
-            report.elapsed.as_secs_f64()
-        );
-        Ok(exit_codes::SUCCESS)
-    } else {
-        for (number, title, error) in &failed {
-            eprintln!("error: step {number} ({title}) failed: {error}");
-        }
-        if skipped > 0 {
-            eprintln!("{skipped} step(s) not started because of the failure.");
-        }
-        for (number, title, error) in &report.hook_failures {
-            eprintln!("error: step {number} ({title}) was done, but its {error}");
-        }
-        if !report.hook_failures.is_empty() {
-            eprintln!(
-                "hint: the servers did change, but what the failed hook does did not happen: \
-                 fix the hook, then run apply again (the plan runs it again as a run-hook step)"
-            );
-        }
-        Ok(exit_codes::ERROR)
+    let mut error = match failed.as_slice() {
+        [(number, title, step_error), ..] => CommandError::failed(format!(
+            "step {number} ({title}) failed [{}; servers {}]: {step_error}",
+            step_error.failure.code(),
+            step_error.left.code()
+        )),
+        [] => CommandError::failed("a post hook failed"),
+    };
+    for (number, title, step_error) in failed.iter().skip(1) {
+        error = error.detail(format!(
+            "step {number} ({title}) failed [{}; servers {}]: {step_error}",
+            step_error.failure.code(),
+            step_error.left.code()
+        ));
     }
+    if skipped > 0 {
+        error = error.detail(format!(
+            "{skipped} step(s) not started because of the failure."
+        ));
+    }
+    for (number, title, hook_error) in &report.hook_failures {
+        error = error.detail(format!(
+            "step {number} ({title}) was done, but its {hook_error}"
+        ));
+    }
+    if !report.hook_failures.is_empty() {
+        error = error.hint(
+            "the servers did change, but what the failed hook does did not happen: \
+             fix the hook, then run apply again (the plan runs it again as a run-hook step)",
+        );
+    }
+    Err(error)
 }
 
 /// Asks for "yes" on the terminal; without one, refuses instead of hanging.
-pub fn confirmed() -> miette::Result<bool> {
+pub fn confirmed() -> Result<bool, CommandError> {
     if !std::io::stdin().is_terminal() {
-        return Err(miette::miette!(
-            help = "review the plan, then run again with --auto-approve",
-            "refusing to apply without confirmation: standard input is not a terminal"
-        ));
+        return Err(CommandError::failed(
+            "refusing to apply without confirmation: standard input is not a terminal",
+        )
+        .hint("review the plan, then run again with --auto-approve"));
     }
     eprint!("\nDo you want to apply this plan? Only 'yes' will be accepted: ");
-    std::io::stderr().flush().into_diagnostic()?;
+    std::io::stderr().flush()?;
     let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .into_diagnostic()?;
-    if answer.trim() == "yes" {
-        Ok(true)
-    } else {
-        eprintln!("Apply cancelled.");
-        Ok(false)
-    }
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
 }
 
 /// Progress on stderr: bars on a terminal, a line every few seconds elsewhere.

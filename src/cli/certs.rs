@@ -7,6 +7,8 @@ use crate::exit_codes;
 use crate::topology;
 use miette::IntoDiagnostic;
 
+use super::error::CommandResult;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Create a CA, one certificate per database host and a client certificate for flipover,
@@ -34,13 +36,13 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-pub fn run(command: Command) -> miette::Result<i32> {
+pub fn run(command: Command) -> CommandResult {
     match command {
         Command::Init(args) => init(args),
     }
 }
 
-fn init(args: InitArgs) -> miette::Result<i32> {
+fn init(args: InitArgs) -> CommandResult {
     let mut hosts = Vec::new();
     if let Some(file) = &args.file {
         let topology = topology::load(file)?;

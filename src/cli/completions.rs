@@ -9,6 +9,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 use miette::{Context, IntoDiagnostic};
 
+use super::error::CommandResult;
 use super::Cli;
 
 #[derive(Debug, clap::Args)]
@@ -24,13 +25,13 @@ pub struct ManArgs {
     pub dir: PathBuf,
 }
 
-pub fn completions(args: CompletionsArgs) -> miette::Result<i32> {
+pub fn completions(args: CompletionsArgs) -> CommandResult {
     let mut command = Cli::command();
     clap_complete::generate(args.shell, &mut command, "flipover", &mut std::io::stdout());
     Ok(exit_codes::SUCCESS)
 }
 
-pub fn man(args: ManArgs) -> miette::Result<i32> {
+pub fn man(args: ManArgs) -> CommandResult {
     std::fs::create_dir_all(&args.dir)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot create {}", args.dir.display()))?;

@@ -12,6 +12,7 @@ use crate::topology;
 use crate::wire::PlanOptionsDocument;
 use miette::{Context, IntoDiagnostic};
 
+use super::error::CommandResult;
 use super::{ObserveArgs, TopologyFileArg};
 
 #[derive(Debug, clap::Args)]
@@ -47,7 +48,7 @@ pub enum GraphFormatArg {
     Dot,
 }
 
-pub fn run(args: Args) -> miette::Result<i32> {
+pub fn run(args: Args) -> CommandResult {
     let format = match args.format {
         GraphFormatArg::Mermaid => GraphFormat::Mermaid,
         GraphFormatArg::Dot => GraphFormat::Dot,
@@ -67,6 +68,7 @@ pub fn run(args: Args) -> miette::Result<i32> {
     };
     let options = PlanOptions {
         replace: args.replace.iter().cloned().collect(),
+        failover: false,
     };
     let plan = planner::plan(&topology, &observed, &options);
     let document = plan_json::document(

@@ -10,6 +10,8 @@ use crate::exit_codes;
 use crate::topology::{self, Access, AgentTls, Secret, Topology};
 use miette::{Context, IntoDiagnostic};
 
+use super::error::CommandResult;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A server of the cluster to start from (any: discovery walks up and down).
@@ -50,7 +52,7 @@ pub struct Args {
     pub connect_timeout: f64,
 }
 
-pub fn run(args: Args) -> miette::Result<i32> {
+pub fn run(args: Args) -> CommandResult {
     let seed =
         Address::parse(&args.from).map_err(|e| miette::miette!("--from {}: {e}", args.from))?;
     let password = std::env::var(&args.password_env).unwrap_or_default();

@@ -4,10 +4,11 @@
 pub mod apply;
 mod certs;
 mod completions;
+pub mod error;
 mod graph;
 mod import;
 mod observe;
-mod plan;
+pub mod plan;
 mod sandbox;
 mod show;
 pub mod status;
@@ -137,7 +138,7 @@ pub fn read_observed(path: &Path, topology: &Topology) -> miette::Result<Observe
     Ok(observed)
 }
 
-pub fn run(cli: Cli) -> miette::Result<i32> {
+pub fn run(cli: Cli) -> error::CommandResult {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Status(args) => status::run(args),

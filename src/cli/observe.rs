@@ -4,6 +4,7 @@
 use crate::{exit_codes, topology};
 use miette::IntoDiagnostic;
 
+use super::error::CommandResult;
 use super::{ObserveArgs, TopologyFileArg};
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +16,7 @@ pub struct Args {
     pub observe: ObserveArgs,
 }
 
-pub fn run(args: Args) -> miette::Result<i32> {
+pub fn run(args: Args) -> CommandResult {
     let topology = topology::load(&args.topology.file)?;
     let observed = args.observe.observe(&topology)?;
     println!(

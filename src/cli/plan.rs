@@ -4,12 +4,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::exit_codes;
-use crate::observe::Observed;
 use crate::planner::{self, PlanOptions};
 use crate::render;
 use crate::topology::{self, Topology};
 use crate::wire::PlanOptionsDocument;
 use miette::{Context, IntoDiagnostic};
+
+use super::error::{CommandError, CommandResult};
 
 use super::{ObserveArgs, TopologyFileArg};
 
@@ -74,56 +75,28 @@ impl ReplaceArg {
     pub fn options(&self) -> PlanOptions {
         PlanOptions {
             replace: self.names.iter().cloned().collect::<BTreeSet<_>>(),
+            failover: self.failover,
         }
     }
 
-    /// With `--failover`, the topology with the chosen replacement as primary
-    /// (the choice and the edits it implies printed first, on stdout before
-    /// a text plan, else on stderr); else `topology`.
-    pub fn desired(
-        &self,
-        topology: Topology,
-        observed: &Observed,
-        explain_on_stdout: bool,
-    ) -> miette::Result<Topology> {
-        if !self.failover {
-            return Ok(topology);
-        }
-        match planner::failover::choose(&topology, observed) {
-            Ok((chosen, explanation)) => {
-                for line in explanation {
-                    if explain_on_stdout {
-                        println!("--failover: {line}");
-                    } else {
-                        eprintln!("--failover: {line}");
-                    }
-                }
-                if explain_on_stdout {
-                    println!();
-                }
-                Ok(chosen)
-            }
-            Err(reasons) => Err(miette::miette!(
-                help =
-                    "name the new primary in the topology file yourself, or bring the primary back",
-                "--failover: {}",
-                reasons.join("\n  ")
-            )),
-        }
+    pub fn document(&self) -> PlanOptionsDocument {
+        PlanOptionsDocument::new(self.names.iter().cloned(), self.failover)
     }
 }
 
-pub fn run(args: Args) -> miette::Result<i32> {
+pub fn run(args: Args) -> CommandResult {
     let (topology, text) = load_with_text(&args.topology.file)?;
     let observed = match &args.observed {
         Some(path) => super::read_observed(path, &topology)?,
         None => args.observe.observe(&topology)?,
     };
     let format = if args.json { Format::Json } else { args.format };
-    let topology = args
-        .replace
-        .desired(topology, &observed, format == Format::Text)?;
     let plan = planner::plan(&topology, &observed, &args.replace.options());
+    // The text form starts with `--failover`'s choice; the others keep
+    // stdout for their document.
+    if let (Some(choice), false) = (&plan.failover_choice, format == Format::Text) {
+        eprint!("{}", render::plan_text::failover_lines(&choice.explanation));
+    }
     let document = || {
         render::plan_json::document(
             &topology,
@@ -131,7 +104,7 @@ pub fn run(args: Args) -> miette::Result<i32> {
             &args.topology.file.display().to_string(),
             &observed,
             &plan,
-            &PlanOptionsDocument::new(args.replace.names.iter().cloned(), args.replace.failover),
+            &args.replace.document(),
         )
     };
     match format {
@@ -149,13 +122,23 @@ pub fn run(args: Args) -> miette::Result<i32> {
             out.display()
         );
     }
-    Ok(if plan.has_problems() {
-        exit_codes::ERROR
-    } else if args.detailed_exitcode && !plan.is_empty() {
+    if plan.has_problems() {
+        return Err(problems_error(&plan));
+    }
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
         exit_codes::CHANGES
     } else {
         exit_codes::SUCCESS
     })
+}
+
+/// The error of a plan with problems (the plan itself says what they are).
+pub fn problems_error(plan: &planner::Plan) -> CommandError {
+    let count = plan.problems.len();
+    CommandError::failed(format!(
+        "the plan has {count} problem{}: nothing was applied",
+        if count == 1 { "" } else { "s" }
+    ))
 }
 
 /// Reads and validates a topology file, keeping its text (a saved plan

@@ -6,6 +6,8 @@ use crate::exit_codes;
 use crate::sandbox;
 use miette::IntoDiagnostic;
 
+use super::error::CommandResult;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Create and start N MariaDB servers, each on its own loopback address with its agent.
@@ -60,7 +62,7 @@ pub struct AccountArgs {
     pub password_prefix: String,
 }
 
-pub fn run(command: Command) -> miette::Result<i32> {
+pub fn run(command: Command) -> CommandResult {
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     match command {
         Command::Up {

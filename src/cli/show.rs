@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::exit_codes;
 use crate::render::{plan_markdown, plan_text};
 use crate::wire::{PlanDocument, PlanFileError};
-use miette::{Context, IntoDiagnostic};
+
+use super::error::{CommandError, CommandResult};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,11 +31,8 @@ pub enum ShowFormat {
     Markdown,
 }
 
-pub fn run(args: Args) -> miette::Result<i32> {
-    let document = match read_plan(&args.plan_file) {
-        Ok(document) => document,
-        Err(report) => return Ok(report_invalid_plan(report)),
-    };
+pub fn run(args: Args) -> CommandResult {
+    let document = read_plan(&args.plan_file)?;
     if args.json {
         print!("{}", document.to_json());
     } else {
@@ -47,17 +45,14 @@ pub fn run(args: Args) -> miette::Result<i32> {
 }
 
 /// Reads and checks a saved plan: another format version, a cut-short,
-/// foreign or edited file are each an error saying what to do.
-/// Prints why a plan file cannot be used; its exit code.
-pub fn report_invalid_plan(report: miette::Report) -> i32 {
-    eprintln!("{report:?}");
-    exit_codes::INVALID_PLAN_FILE
-}
-
-pub fn read_plan(path: &Path) -> miette::Result<PlanDocument> {
-    let text = std::fs::read_to_string(path)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot read the plan file {}", path.display()))?;
+/// foreign or edited file are each an error (exit code 5) saying what to do.
+pub fn read_plan(path: &Path) -> Result<PlanDocument, CommandError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        CommandError::new(
+            exit_codes::INVALID_PLAN_FILE,
+            format!("cannot read the plan file {}: {error}", path.display()),
+        )
+    })?;
     PlanDocument::from_json(&text).map_err(|error| {
         let help = match &error {
             PlanFileError::UnsupportedVersion { .. } => {
@@ -72,6 +67,10 @@ pub fn read_plan(path: &Path) -> miette::Result<PlanDocument> {
                 "give a file written by `flipover plan --json`"
             }
         };
-        miette::miette!(help = help, "{}: {error}", path.display())
+        CommandError::new(
+            exit_codes::INVALID_PLAN_FILE,
+            format!("{}: {error}", path.display()),
+        )
+        .hint(help)
     })
 }

@@ -9,6 +9,7 @@ use crate::topology::{self, Topology};
 use crate::view::{ObservedSource, ObservedTree};
 use miette::IntoDiagnostic;
 
+use super::error::CommandResult;
 use super::TopologyFileArg;
 
 #[derive(Debug, clap::Args)]
@@ -24,7 +25,7 @@ pub struct Args {
     pub observe: super::ObserveArgs,
 }
 
-pub fn run(args: Args) -> miette::Result<i32> {
+pub fn run(args: Args) -> CommandResult {
     let topology = topology::load(&args.topology.file)?;
     let observed = args.observe.observe(&topology)?;
     if args.json {

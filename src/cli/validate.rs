@@ -3,6 +3,7 @@
 use crate::exit_codes;
 use crate::topology;
 
+use super::error::CommandResult;
 use super::TopologyFileArg;
 
 #[derive(Debug, clap::Args)]
@@ -11,7 +12,7 @@ pub struct Args {
     pub topology: TopologyFileArg,
 }
 
-pub fn run(args: Args) -> miette::Result<i32> {
+pub fn run(args: Args) -> CommandResult {
     let topology = topology::load(&args.topology.file)?;
     let hooks: Vec<String> = topology
         .hooks()

@@ -94,6 +94,7 @@ pub fn clone_options(observed: &Observed, target: &str) -> PlanOptions {
         } else {
             BTreeSet::new()
         },
+        failover: false,
     }
 }
 

@@ -22,7 +22,7 @@ use crate::gtid;
 use crate::topology::Topology;
 use crate::view::{data_state, DataState, ObservedTree};
 pub use codes::Code;
-pub use plan::{DurabilityReport, Plan, Problem, Summary};
+pub use plan::{DurabilityReport, FailoverChoice, Plan, Problem, Summary};
 use replicas::{Transition, TransitionKind};
 pub use step::{
     CloneStep, DataAtRisk, FailoverStep, RechainStep, RunHookStep, SemiSyncStep, SetReadOnlyStep,
@@ -35,10 +35,55 @@ use switchover::CurrentPrimary;
 pub struct PlanOptions {
     /// Servers to rebuild by cloning even though they hold data (`--replace`).
     pub replace: BTreeSet<String>,
+    /// The primary does not answer: flipover chooses its replacement (the
+    /// most advanced promotable replica) instead of the topology file
+    /// (`--failover`). The plan records the choice and the topology it
+    /// implies.
+    pub failover: bool,
 }
 
 /// Diffs the observed state against the topology into a plan.
 pub fn plan(topology: &Topology, observed: &Observed, options: &PlanOptions) -> Plan {
+    if !options.failover {
+        return plan_towards(topology, observed, options);
+    }
+    match failover::choose(topology, observed) {
+        Ok((chosen, explanation)) => {
+            let mut plan = plan_towards(&chosen, observed, options);
+            plan.failover_choice = Some(FailoverChoice {
+                topology: chosen,
+                explanation,
+            });
+            plan
+        }
+        Err(reasons) => {
+            let mut plan = plan_towards(topology, observed, &PlanOptions::default());
+            // What would have been planned without a replacement says
+            // nothing useful: the refusal is the plan.
+            plan.graph.clear();
+            let mut reasons = reasons.into_iter();
+            let first = reasons.next().unwrap_or_default();
+            let rest: Vec<String> = reasons.collect();
+            plan.problem(
+                Code::NoFailoverCandidate,
+                None,
+                if rest.is_empty() {
+                    format!("--failover: {first}")
+                } else {
+                    format!("--failover: {first}\n  {}", rest.join("\n  "))
+                },
+                Some(
+                    "name the new primary in the topology file yourself, or bring the primary back"
+                        .to_string(),
+                ),
+            );
+            plan
+        }
+    }
+}
+
+/// The plan from the observed servers to `topology`.
+fn plan_towards(topology: &Topology, observed: &Observed, options: &PlanOptions) -> Plan {
     let mut plan = Plan::default();
     let tree = ObservedTree::from_observed(topology, observed);
     report_unfinished_applies(observed, &mut plan);

@@ -29,6 +29,18 @@ pub struct Plan {
     pub warnings: Vec<Problem>,
     /// What an acknowledged write survives, and what a failover could lose now.
     pub durability: Option<DurabilityReport>,
+    /// With `--failover`: the replacement flipover chose, and the topology
+    /// the plan leads to (the file's, with the new primary).
+    pub failover_choice: Option<FailoverChoice>,
+}
+
+/// The replacement `--failover` chose for a dead primary.
+#[derive(Debug, Clone)]
+pub struct FailoverChoice {
+    /// The topology with the chosen server as primary: what the steps lead to.
+    pub topology: crate::topology::Topology,
+    /// The choice and the topology changes it implies, in words.
+    pub explanation: Vec<String>,
 }
 
 /// The plan's durability line: the mode and, in words, what it means now.
@@ -93,6 +105,17 @@ impl Plan {
             message,
             hint,
         });
+    }
+
+    /// The topology this plan leads to: `topology` (the file's), or the one
+    /// `--failover` chose.
+    pub fn desired<'a>(
+        &'a self,
+        topology: &'a crate::topology::Topology,
+    ) -> &'a crate::topology::Topology {
+        self.failover_choice
+            .as_ref()
+            .map_or(topology, |choice| &choice.topology)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -20,6 +20,8 @@ pub fn document(
     plan: &Plan,
     options: &PlanOptionsDocument,
 ) -> PlanDocument {
+    // With `--failover`, the plan leads to the topology flipover chose.
+    let topology = plan.desired(topology);
     let order = plan.ordered();
     let number_of = |node| {
         order
@@ -91,7 +93,14 @@ pub fn document(
             text: d.text.clone(),
         }),
         changes: !plan.is_empty(),
+        failover_choice: plan
+            .failover_choice
+            .as_ref()
+            .map(|c| c.explanation.clone())
+            .unwrap_or_default(),
+        document_sha256: String::new(),
     }
+    .seal()
 }
 
 /// A switchover blocks writes for tens of milliseconds plus the time the
@@ -142,7 +151,8 @@ fn hooks(topology: &Topology, step: &Step) -> Vec<HookDocument> {
         .collect()
 }
 
-fn notes(problems: &[Problem]) -> Vec<Note> {
+/// The plan's problems or warnings as the documents carry them.
+pub fn notes(problems: &[Problem]) -> Vec<Note> {
     problems
         .iter()
         .map(|p| Note {

@@ -40,6 +40,8 @@ struct NoteView {
 
 /// Renders `plan` for people. Deterministic: same inputs, same text.
 pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
+    // With `--failover`, the plan leads to the topology flipover chose.
+    let topology = plan.desired(topology);
     let tree = ObservedTree::from_observed(topology, observed);
     let diff = diff_lines(
         &topology_tree::observed_lines(&tree),
@@ -82,14 +84,26 @@ pub fn render(topology: &Topology, observed: &Observed, plan: &Plan) -> String {
             })
             .collect()
     };
-    render_view(
+    let text = render_view(
         diff,
         steps,
         notes(&plan.problems),
         notes(&plan.warnings),
         plan.durability.as_ref().map(|d| d.text.clone()),
         plan.summary().line(),
-    )
+    );
+    match &plan.failover_choice {
+        Some(choice) => format!("{}\n{text}", failover_lines(&choice.explanation)),
+        None => text,
+    }
+}
+
+/// `--failover`'s choice, one `--failover: …` line each.
+pub fn failover_lines(explanation: &[String]) -> String {
+    explanation
+        .iter()
+        .map(|line| format!("--failover: {line}\n"))
+        .collect()
 }
 
 /// Renders a saved plan document as `plan` printed it: the document holds
@@ -123,14 +137,19 @@ pub fn render_document(document: &PlanDocument) -> String {
             })
             .collect()
     };
-    render_view(
+    let text = render_view(
         diff,
         steps,
         notes(&document.problems),
         notes(&document.warnings),
         document.durability.as_ref().map(|d| d.text.clone()),
         document.summary.line.clone(),
-    )
+    );
+    if document.failover_choice.is_empty() {
+        text
+    } else {
+        format!("{}\n{text}", failover_lines(&document.failover_choice))
+    }
 }
 
 /// The observed tree as a fingerprint records it: a source that names no

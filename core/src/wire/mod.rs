@@ -6,12 +6,17 @@
 //! event (`HookEventDocument`, `schemas/hook-event.schema.json`). Within a
 //! `format_version`, fields are only ever added.
 
+pub mod apply_report;
 pub mod fingerprint;
 pub mod hook_event;
 pub mod plan;
 
 use sha2::{Digest, Sha256};
 
+pub use apply_report::{
+    ApplyErrorDocument, ApplyReportDocument, ApplyStepDocument, RefusalDocument,
+    APPLY_REPORT_FORMAT_VERSION,
+};
 pub use fingerprint::{Fingerprint, StructuralFacts};
 pub use hook_event::{
     HookEventDocument, HookJournalDetail, HookServer, HookStep, HOOK_EVENT_FORMAT_VERSION,
@@ -29,6 +34,11 @@ pub fn plan_json_schema() -> serde_json::Value {
 /// The JSON Schema of the event hooks read on stdin (`schemas/hook-event.schema.json`).
 pub fn hook_event_json_schema() -> serde_json::Value {
     schemars::schema_for!(HookEventDocument).to_value()
+}
+
+/// The JSON Schema of the apply report (`schemas/apply-report.schema.json`).
+pub fn apply_report_json_schema() -> serde_json::Value {
+    schemars::schema_for!(ApplyReportDocument).to_value()
 }
 
 /// Lower-case hex SHA-256 of `bytes`.

@@ -49,6 +49,15 @@ pub struct PlanDocument {
     pub durability: Option<DurabilityDocument>,
     /// Whether the plan has any step (`--detailed-exitcode`'s "changes").
     pub changes: bool,
+    /// With `--failover`: the replacement flipover chose and the topology
+    /// changes that implies, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover_choice: Vec<String>,
+    /// SHA-256 (hex) of this document's compact JSON with this field empty:
+    /// every field is covered, so an edited plan file is refused. Empty in
+    /// plans made before flipover sealed them (those are refused too).
+    #[serde(default)]
+    pub document_sha256: String,
 }
 
 /// The topology file, with its SHA-256 so that an edit is noticed.
@@ -248,7 +257,33 @@ impl PlanDocument {
                 "the fingerprint's facts do not match its sha256".to_string(),
             ));
         }
+        if document.document_sha256.is_empty() {
+            return Err(PlanFileError::Edited(
+                "it has no document_sha256 (made by an older flipover, or stripped)".to_string(),
+            ));
+        }
+        if document.document_sha256 != document.seal_hash() {
+            return Err(PlanFileError::Edited(
+                "its fields do not match its document_sha256".to_string(),
+            ));
+        }
         Ok(document)
+    }
+
+    /// Sets `document_sha256` to the hash of everything else.
+    pub fn seal(mut self) -> PlanDocument {
+        self.document_sha256 = self.seal_hash();
+        self
+    }
+
+    /// The hash of the document with `document_sha256` empty.
+    fn seal_hash(&self) -> String {
+        let unsealed = PlanDocument {
+            document_sha256: String::new(),
+            ..self.clone()
+        };
+        let json = serde_json::to_vec(&unsealed).expect("a plan document serializes");
+        super::sha256_hex(&json)
     }
 }
 
