@@ -1,20 +1,33 @@
-//! `flipover sandbox up|down|status`: the local playground of real MariaDB servers.
+//! `flipover sandbox up|down|status`: the local playground of real MariaDB or
+//! MySQL servers.
 
 use std::path::PathBuf;
 
 use crate::exit_codes;
-use crate::sandbox;
+use crate::observe::Flavor;
+use crate::sandbox::{self, state::SandboxState};
 use miette::IntoDiagnostic;
 
 use super::error::CommandResult;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Create and start N MariaDB servers, each on its own loopback address with its agent.
+    /// Create and start N MariaDB or MySQL servers, each on its own loopback address with its
+    /// agent.
     Up {
         /// How many servers (db1 is the primary with sample data; the others start empty).
         #[arg(long, short = 'n', default_value_t = 3)]
         servers: usize,
+        /// The server: found on PATH as on a real host, else in a root of that flavor in
+        /// $FLIPOVER_ROOTS (default /var/cache/flipover/roots). Default: the --server-root's
+        /// flavor, or mariadb.
+        #[arg(long, value_enum)]
+        flavor: Option<FlavorArg>,
+        /// A Debian root holding the server (a directory, or the name of a root in
+        /// $FLIPOVER_ROOTS such as mariadb-11.8 or mysql-9.7, which scripts/install-deps
+        /// builds): mysqld and the agents run chrooted into it.
+        #[arg(long, value_name = "DIR|NAME")]
+        server_root: Option<String>,
         /// Run the agents in plaintext (--insecure) instead of mutual TLS with certificates
         /// made in DIR/tls/.
         #[arg(long)]
@@ -34,6 +47,12 @@ pub enum Command {
         #[command(flatten)]
         dir: DirArg,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FlavorArg {
+    Mariadb,
+    Mysql,
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,17 +86,29 @@ pub fn run(command: Command) -> CommandResult {
     match command {
         Command::Up {
             servers,
+            flavor,
+            server_root,
             insecure,
             dir,
             accounts,
         } => {
-            let accounts = sandbox::Accounts {
-                admin_user: accounts.admin_user,
-                repl_user: accounts.repl_user,
-                backup_user: accounts.backup_user,
-                password_prefix: accounts.password_prefix,
+            let options = sandbox::UpOptions {
+                servers,
+                accounts: sandbox::Accounts {
+                    admin_user: accounts.admin_user,
+                    repl_user: accounts.repl_user,
+                    backup_user: accounts.backup_user,
+                    password_prefix: accounts.password_prefix,
+                },
+                insecure,
+                flavor: flavor.map(|f| match f {
+                    FlavorArg::Mariadb => Flavor::Mariadb,
+                    FlavorArg::Mysql => Flavor::Mysql,
+                }),
+                server_root,
             };
-            let sandbox = runtime.block_on(sandbox::up(servers, &dir.dir, &accounts, insecure))?;
+            let sandbox = runtime.block_on(sandbox::up(&dir.dir, &options))?;
+            println!("{}", server_line(&sandbox.state));
             for host in &sandbox.state.hosts {
                 println!(
                     "{}  mysql {}:{}  agent {}:{}  {}",
@@ -104,7 +135,9 @@ pub fn run(command: Command) -> CommandResult {
             );
         }
         Command::Status { dir } => {
-            for status in sandbox::status(&dir.dir)? {
+            let status = sandbox::status(&dir.dir)?;
+            println!("{}", server_line(&status.state));
+            for status in status.hosts {
                 let word = |running: bool| if running { "running" } else { "stopped" };
                 println!(
                     "{}  {}:{}  agent {}  mysqld {}",
@@ -118,4 +151,17 @@ pub fn run(command: Command) -> CommandResult {
         }
     }
     Ok(exit_codes::SUCCESS)
+}
+
+/// "server: MySQL 9.7.4-2 (chrooted into /var/cache/flipover/roots/mysql-9.7)".
+fn server_line(state: &SandboxState) -> String {
+    let name = sandbox::server::name(state.flavor);
+    match &state.root {
+        Some(root) => format!(
+            "server: {name} {} (chrooted into {})",
+            state.version,
+            root.display()
+        ),
+        None => format!("server: {name} {}", state.version),
+    }
 }

@@ -1,5 +1,6 @@
-//! One sandbox host: its my.cnf, `mariadb-install-db`, its agent, and the
-//! accounts flipover uses.
+//! One sandbox host: its my.cnf, its initialised datadir
+//! (`mariadb-install-db`, or `mysqld --initialize-insecure`), its agent, and
+//! the accounts flipover uses.
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -8,13 +9,19 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::process;
+use super::root::Confinement;
+use super::server::Server;
 use super::state::HostState;
 use super::SandboxError;
 use crate::db::{self, quote_literal, Endpoint};
+use crate::observe::Flavor;
 
 /// What every host needs to know to be set up.
 pub struct HostSetup<'a> {
     pub host: &'a HostState,
+    pub server: &'a Server,
+    /// How programs run in the server's root; None: on the host.
+    pub confinement: Option<&'a Confinement>,
     pub server_id: u32,
     pub agent_binary: &'a Path,
     pub token_file: &'a Path,
@@ -51,7 +58,7 @@ pub fn render_my_cnf(setup: &HostSetup<'_>) -> String {
     if setup.run_as_root {
         let _ = writeln!(cnf, "user = root");
     }
-    for (key, value) in [
+    let mut settings = vec![
         ("datadir", h.datadir().display().to_string()),
         ("socket", h.socket().display().to_string()),
         ("pid-file", h.mysqld_pid_file().display().to_string()),
@@ -62,9 +69,6 @@ pub fn render_my_cnf(setup: &HostSetup<'_>) -> String {
         ("port", h.mysql_port.to_string()),
         ("server-id", setup.server_id.to_string()),
         ("log-bin", "mysql-bin".to_string()),
-        ("log-slave-updates", "ON".to_string()),
-        ("binlog-format", "ROW".to_string()),
-        ("gtid-strict-mode", "ON".to_string()),
         ("report-host", h.address.clone()),
         ("report-port", h.mysql_port.to_string()),
         // As Debian's packaged config has it. A replica's IO thread logs in
@@ -72,10 +76,39 @@ pub fn render_my_cnf(setup: &HostSetup<'_>) -> String {
         // non-ASCII replication user name never matches its account.
         ("character-set-server", "utf8mb4".to_string()),
         ("innodb-buffer-pool-size", "64M".to_string()),
-        ("innodb-log-file-size", "48M".to_string()),
-        ("performance-schema", "OFF".to_string()),
         ("max-connections", "200".to_string()),
-    ] {
+    ];
+    match setup.server.flavor {
+        Flavor::Mariadb => settings.extend([
+            ("log-slave-updates", "ON".to_string()),
+            ("binlog-format", "ROW".to_string()),
+            ("gtid-strict-mode", "ON".to_string()),
+            ("innodb-log-file-size", "48M".to_string()),
+            ("performance-schema", "OFF".to_string()),
+        ]),
+        Flavor::Mysql => settings.extend([
+            ("log-replica-updates", "ON".to_string()),
+            ("gtid-mode", "ON".to_string()),
+            ("enforce-gtid-consistency", "ON".to_string()),
+            ("innodb-redo-log-capacity", "64M".to_string()),
+            // LOAD DATA / SELECT INTO OUTFILE only here (mysqld refuses to
+            // start when its default, /var/lib/mysql-files, is missing).
+            (
+                "secure-file-priv",
+                h.dir.join("files").display().to_string(),
+            ),
+            // The X Protocol listens on port 33060 of every address: servers
+            // sharing a host would fight over it.
+            ("mysqlx", "OFF".to_string()),
+            // The clone plugin copies replicas; the semi-sync plugins make
+            // `[cluster] durability = "semi-sync"` possible (loaded, off).
+            // Clone reports progress in performance_schema, so it stays on.
+            ("plugin-load-add", "mysql_clone.so".to_string()),
+            ("plugin-load-add", "semisync_source.so".to_string()),
+            ("plugin-load-add", "semisync_replica.so".to_string()),
+        ]),
+    }
+    for (key, value) in settings {
         let _ = writeln!(cnf, "{key} = {value}");
     }
     let _ = writeln!(cnf, "skip-name-resolve");
@@ -85,9 +118,20 @@ pub fn render_my_cnf(setup: &HostSetup<'_>) -> String {
 /// Creates the directories, the my.cnf and the system tables.
 pub fn initialise(setup: &HostSetup<'_>) -> Result<(), SandboxError> {
     let h = setup.host;
-    for dir in [h.dir.clone(), h.datadir(), h.dir.join("tmp")] {
+    let mut dirs = vec![h.dir.clone(), h.datadir(), h.dir.join("tmp")];
+    if setup.server.flavor == Flavor::Mysql {
+        dirs.push(h.dir.join("files"));
+    }
+    for dir in dirs {
         std::fs::create_dir_all(&dir)
             .map_err(|e| SandboxError::io(format!("creating {}", dir.display()), e))?;
+    }
+    if setup.server.flavor == Flavor::Mysql {
+        // mysqld warns about a secure-file-priv directory others can read.
+        use std::os::unix::fs::PermissionsExt;
+        let files = h.dir.join("files");
+        std::fs::set_permissions(&files, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| SandboxError::io(format!("restricting {}", files.display()), e))?;
     }
     if h.socket().as_os_str().len() > 100 {
         return Err(SandboxError::PathTooLong { path: h.socket() });
@@ -99,43 +143,100 @@ pub fn initialise(setup: &HostSetup<'_>) -> Result<(), SandboxError> {
     let log = h.dir.join("install-db.log");
     let log_file = std::fs::File::create(&log)
         .map_err(|e| SandboxError::io(format!("creating {}", log.display()), e))?;
-    let mut command = Command::new("mariadb-install-db");
-    command
-        .arg(format!("--defaults-file={}", cnf.display()))
-        .arg("--auth-root-authentication-method=normal")
-        .arg("--skip-test-db")
-        .stdin(Stdio::null())
-        .stdout(
-            log_file
-                .try_clone()
-                .map_err(|e| SandboxError::io("log file", e))?,
-        )
-        .stderr(log_file);
-    if setup.run_as_root {
-        command.arg("--user=root");
+    let defaults = format!("--defaults-file={}", cnf.display());
+    let (tool, mut command) =
+        match setup.server.flavor {
+            Flavor::Mariadb => {
+                let tool = setup.server.program("mariadb-install-db").ok_or(
+                    SandboxError::MissingTool {
+                        tool: "mariadb-install-db",
+                        package: "mariadb-server",
+                    },
+                )?;
+                let mut command = Command::new(&tool);
+                command
+                    .arg(defaults)
+                    .arg("--auth-root-authentication-method=normal")
+                    .arg("--skip-test-db");
+                if setup.run_as_root {
+                    command.arg("--user=root");
+                }
+                (tool, command)
+            }
+            Flavor::Mysql => {
+                // root@localhost without a password, reachable only through the
+                // socket in the host's directory; binary logging of the
+                // bootstrap leaves no GTIDs.
+                let mut command = Command::new(&setup.server.binary);
+                command.arg(defaults).arg("--initialize-insecure");
+                (setup.server.binary.clone(), command)
+            }
+        };
+    command.stdin(Stdio::null()).stdout(
+        log_file
+            .try_clone()
+            .map_err(|e| SandboxError::io("log file", e))?,
+    );
+    command.stderr(log_file);
+    if let Some(confinement) = setup.confinement {
+        confinement
+            .apply(&mut command)
+            .map_err(|e| SandboxError::io("confining to the server root", e))?;
     }
     let status = command
         .status()
-        .map_err(|e| SandboxError::io("running mariadb-install-db", e))?;
+        .map_err(|e| SandboxError::io(format!("running {}", tool.display()), e))?;
     if !status.success() {
+        let mut log_tail = process::tail(&log, 20);
+        // mysqld --initialize writes to its log-error file.
+        log_tail.push_str(&process::tail(&h.dir.join("mysqld.err"), 20));
         return Err(SandboxError::Command {
-            what: format!("mariadb-install-db for {}", h.name),
-            log_tail: process::tail(&log, 20),
+            what: format!("{} for {}", tool.display(), h.name),
+            log_tail,
         });
     }
     Ok(())
 }
 
+/// How a host's agent is started: by `up`, and again by [`super::restart_agent`].
+pub struct AgentLaunch<'a> {
+    pub host: &'a HostState,
+    pub agent_binary: &'a Path,
+    pub token_file: &'a Path,
+    /// The backup account's name and password file.
+    pub backup: Option<(&'a str, &'a Path)>,
+    /// The sandbox's certificates; `None` runs the agent with --insecure.
+    pub tls_dir: Option<&'a Path>,
+    pub confinement: Option<&'a Confinement>,
+}
+
+impl<'a> HostSetup<'a> {
+    pub fn agent_launch(&self) -> AgentLaunch<'a> {
+        AgentLaunch {
+            host: self.host,
+            agent_binary: self.agent_binary,
+            token_file: self.token_file,
+            backup: self
+                .backup
+                .map(|b| (b.user.as_str(), b.password_file.as_path())),
+            tls_dir: self.tls_dir,
+            confinement: self.confinement,
+        }
+    }
+}
+
 /// Starts the host's agent in its own process group, so it outlives this
 /// command; with `--supervise` it starts mysqld on the initialised datadir.
-pub fn start_agent(setup: &HostSetup<'_>) -> Result<u32, SandboxError> {
-    let h = setup.host;
+/// With a server root the agent runs chrooted into it (and so does the
+/// mysqld it starts).
+pub fn start_agent(launch: &AgentLaunch<'_>) -> Result<u32, SandboxError> {
+    let h = launch.host;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(h.agent_log())
         .map_err(|e| SandboxError::io(format!("opening {}", h.agent_log().display()), e))?;
-    let mut command = Command::new(setup.agent_binary);
+    let mut command = Command::new(launch.agent_binary);
     command
         .arg("--conf")
         .arg(h.my_cnf())
@@ -145,16 +246,16 @@ pub fn start_agent(setup: &HostSetup<'_>) -> Result<u32, SandboxError> {
         .arg("--stream-listen")
         .arg(format!("{}:{}", h.address, h.stream_port))
         .arg("--token-file")
-        .arg(setup.token_file)
-        .args(setup.backup.iter().flat_map(|b| {
+        .arg(launch.token_file)
+        .args(launch.backup.iter().flat_map(|(user, password_file)| {
             [
                 OsStr::new("--backup-user"),
-                OsStr::new(&b.user),
+                OsStr::new(*user),
                 OsStr::new("--backup-password-file"),
-                b.password_file.as_os_str(),
+                password_file.as_os_str(),
             ]
         }));
-    match setup.tls_dir {
+    match launch.tls_dir {
         Some(dir) => {
             let files = crate::certs::host_files(dir, &h.address);
             command
@@ -169,8 +270,13 @@ pub fn start_agent(setup: &HostSetup<'_>) -> Result<u32, SandboxError> {
             command.arg("--insecure");
         }
     }
+    if let Some(confinement) = launch.confinement {
+        confinement
+            .apply(&mut command)
+            .map_err(|e| SandboxError::io("confining to the server root", e))?;
+    }
     let child = process::spawn_detached(&mut command, log)
-        .map_err(|e| SandboxError::io(format!("starting {}", setup.agent_binary.display()), e))?;
+        .map_err(|e| SandboxError::io(format!("starting {}", launch.agent_binary.display()), e))?;
     std::fs::write(h.agent_pid_file(), format!("{child}\n"))
         .map_err(|e| SandboxError::io("writing agent.pid", e))?;
     Ok(child)
@@ -241,14 +347,21 @@ pub async fn create_accounts(setup: &HostSetup<'_>) -> Result<(), SandboxError> 
     ];
     let mut statements = statements.to_vec();
     if let Some(backup) = setup.backup {
-        // What mariadb-backup 10.11 needs for --backup (and --slave-info).
         statements.push(format!(
             "CREATE USER {}@'%' IDENTIFIED BY {}",
             quote_literal(&backup.user),
             quote_literal(&backup.password)
         ));
+        let privileges = match setup.server.flavor {
+            // What mariadb-backup 10.11 needs for --backup (and --slave-info).
+            Flavor::Mariadb => "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR",
+            // The clone plugin's (donor and recipient), and xtrabackup's.
+            Flavor::Mysql => {
+                "BACKUP_ADMIN, CLONE_ADMIN, RELOAD, PROCESS, LOCK TABLES, REPLICATION CLIENT"
+            }
+        };
         statements.push(format!(
-            "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO {}@'%'",
+            "GRANT {privileges} ON *.* TO {}@'%'",
             quote_literal(&backup.user)
         ));
     }

@@ -1,13 +1,17 @@
-//! The sandbox: real MariaDB servers on loopback addresses of their own, each
-//! with its own `flipover-agent --supervise`. The playground for users and the
-//! lab for every integration test.
+//! The sandbox: real MariaDB or MySQL servers on loopback addresses of their
+//! own, each with its own `flipover-agent --supervise`. The playground for
+//! users and the lab for every integration test. A server the host lacks
+//! runs from a Debian root (`server.rs`), chrooted with its agent (`root.rs`).
 //!
 //! Architecture Invariant: the sandbox only touches its own directory, its
-//! own `127.77.<slot>.0/24` addresses and the processes it started. `down`
-//! stops them and removes nothing.
+//! own `127.77.<slot>.0/24` addresses, the processes it started and, with a
+//! root, the mount points it creates in it. `down` stops the processes,
+//! removes those (empty) mount points and nothing else.
 
 mod host;
 pub mod process;
+pub mod root;
+pub mod server;
 mod slots;
 pub mod state;
 
@@ -18,9 +22,11 @@ use std::time::Duration;
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::db::DbError;
+use crate::observe::Flavor;
 use crate::topology::{DEFAULT_AGENT_PORT, DEFAULT_PORT, DEFAULT_STREAM_PORT};
 pub use host::local_root;
-use host::HostSetup;
+use host::{AgentLaunch, HostSetup};
+pub use server::{Server, DEFAULT_ROOTS_DIR, ROOTS_ENV};
 pub use slots::REGISTRY_ENV;
 use state::{HostState, SandboxState};
 
@@ -62,6 +68,46 @@ pub enum SandboxError {
         tool: &'static str,
         package: &'static str,
     },
+
+    #[error("no {flavor} server is installed here, and no {flavor} root is in {roots}")]
+    #[diagnostic(
+        code(flipover::sandbox::no_server),
+        help("install one, or build the roots with `scripts/install-deps` (where: FLIPOVER_ROOTS), or name one with --server-root DIR")
+    )]
+    NoServer { flavor: &'static str, roots: String },
+
+    #[error("the server root {root} does not exist")]
+    #[diagnostic(
+        code(flipover::sandbox::no_root),
+        help("build it with `scripts/install-deps`, or give the path of a Debian root holding the server")
+    )]
+    NoRoot { root: String },
+
+    #[error("the server root {root} has no `{tool}`")]
+    #[diagnostic(
+        code(flipover::sandbox::root_lacks),
+        help("rebuild it: remove it and run `scripts/install-deps`")
+    )]
+    RootLacks { root: String, tool: String },
+
+    #[error("the server root {root} holds {found}, not {wanted}")]
+    #[diagnostic(
+        code(flipover::sandbox::flavor_mismatch),
+        help("leave out --flavor, or pick a root of that flavor")
+    )]
+    FlavorMismatch {
+        root: String,
+        wanted: &'static str,
+        found: String,
+    },
+
+    #[error("running servers from the root {root} needs root privileges (chroot and mounts)")]
+    #[diagnostic(code(flipover::sandbox::root_needs_root), help("run it as root"))]
+    RootNeedsRoot { root: String },
+
+    #[error("{dir} has no host named {name}")]
+    #[diagnostic(code(flipover::sandbox::no_host))]
+    NoHost { dir: String, name: String },
 
     #[error("cannot find the flipover-agent binary")]
     #[diagnostic(
@@ -151,33 +197,42 @@ fn host_ports() -> (u16, u16, u16) {
     }
 }
 
-/// Checks that the MariaDB tools are installed, naming the package otherwise.
-pub fn check_tools() -> Result<(), SandboxError> {
-    for (tool, package) in [
-        ("mariadbd", "mariadb-server"),
-        ("mariadb-install-db", "mariadb-server"),
-        ("mariadb-backup", "mariadb-backup"),
-        ("mbstream", "mariadb-backup"),
-    ] {
-        if process::which(tool).is_none() {
-            return Err(SandboxError::MissingTool { tool, package });
-        }
-    }
-    Ok(())
+/// What `up` builds.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// How many hosts: the first is the primary with a sample database, the
+    /// others are empty.
+    pub servers: usize,
+    pub accounts: Accounts,
+    /// Agents in plaintext instead of mutual TLS.
+    pub insecure: bool,
+    /// The server flavor; None: the server root's, or MariaDB.
+    pub flavor: Option<Flavor>,
+    /// A Debian root holding the server (a directory, or a root's name in
+    /// `$FLIPOVER_ROOTS`); None: the host's server, else a root of the flavor.
+    pub server_root: Option<String>,
 }
 
-/// Creates and starts a sandbox of `servers` hosts in `dir`: the first is the
-/// primary with a sample database, the others are empty.
-pub async fn up(
-    servers: usize,
-    dir: &Path,
-    accounts: &Accounts,
-    insecure: bool,
-) -> Result<Sandbox, SandboxError> {
+impl Default for UpOptions {
+    fn default() -> UpOptions {
+        UpOptions {
+            servers: 3,
+            accounts: Accounts::default(),
+            insecure: false,
+            flavor: None,
+            server_root: None,
+        }
+    }
+}
+
+/// Creates and starts a sandbox in `dir`.
+pub async fn up(dir: &Path, options: &UpOptions) -> Result<Sandbox, SandboxError> {
+    let servers = options.servers;
     if !(1..=250).contains(&servers) {
         return Err(SandboxError::BadSize(servers));
     }
-    check_tools()?;
+    let server = Server::find(options.flavor, options.server_root.as_deref())?;
+    server.check_tools()?;
     let agent_binary = host::find_agent_binary().ok_or(SandboxError::NoAgentBinary)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| SandboxError::io(format!("creating {}", dir.display()), e))?;
@@ -202,15 +257,30 @@ pub async fn up(
             agent_port,
             stream_port,
             dir: dir.join(format!("db{i}")),
-            tls: !insecure,
+            tls: !options.insecure,
         })
         .collect();
-    let state = SandboxState { slot, hosts };
-    state
-        .save(&dir)
-        .map_err(|e| SandboxError::io("writing sandbox.json", e))?;
-
-    match start_hosts(&dir, &state, &agent_binary, accounts).await {
+    let mut state = SandboxState {
+        slot,
+        flavor: server.flavor,
+        version: server.version.clone(),
+        root: server.root.clone(),
+        root_mount_points: Vec::new(),
+        agent_binary: Some(agent_binary.clone()),
+        backup_user: options.accounts.backup_user.clone(),
+        hosts,
+    };
+    let prepared = prepare_root(&dir, &mut state, &agent_binary);
+    let saved = prepared.and_then(|()| {
+        state
+            .save(&dir)
+            .map_err(|e| SandboxError::io("writing sandbox.json", e))
+    });
+    let started = match saved {
+        Ok(()) => start_hosts(&dir, &state, &server, &options.accounts).await,
+        Err(err) => Err(err),
+    };
+    match started {
         Ok(topology_file) => Ok(Sandbox {
             dir,
             topology_file,
@@ -220,6 +290,7 @@ pub async fn up(
             // Leave nothing running behind a failed `up`; the files stay for
             // inspection and the slot is freed.
             stop_hosts(&state).await;
+            root::remove_mount_points(&state.root_mount_points);
             let _ = std::fs::remove_file(dir.join(state::STATE_FILE));
             slots::release(slot, &dir);
             Err(err)
@@ -227,12 +298,43 @@ pub async fn up(
     }
 }
 
+/// With a server root: the mount points the sandbox directory needs in it,
+/// and the agent binary inside the sandbox directory (the only host
+/// directory the agents see).
+fn prepare_root(
+    dir: &Path,
+    state: &mut SandboxState,
+    agent_binary: &Path,
+) -> Result<(), SandboxError> {
+    let Some(confinement) = state.confinement(dir) else {
+        return Ok(());
+    };
+    state.root_mount_points = confinement
+        .create_mount_points()
+        .map_err(|e| SandboxError::io("creating the mount points in the server root", e))?;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| SandboxError::io("creating bin/", e))?;
+    let copy = bin.join("flipover-agent");
+    // A hard link when on the same filesystem: the agent is large.
+    if std::fs::hard_link(agent_binary, &copy).is_err() {
+        std::fs::copy(agent_binary, &copy)
+            .map_err(|e| SandboxError::io(format!("copying {}", agent_binary.display()), e))?;
+    }
+    state.agent_binary = Some(copy);
+    Ok(())
+}
+
 async fn start_hosts(
     dir: &Path,
     state: &SandboxState,
-    agent_binary: &Path,
+    server: &Server,
     accounts: &Accounts,
 ) -> Result<PathBuf, SandboxError> {
+    let agent_binary = state
+        .agent_binary
+        .as_deref()
+        .ok_or(SandboxError::NoAgentBinary)?;
+    let confinement = state.confinement(dir);
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(&secrets).map_err(|e| SandboxError::io("creating secrets/", e))?;
     let token = write_secret(&secrets.join("agent.token"), "")?;
@@ -269,6 +371,8 @@ async fn start_hosts(
         .enumerate()
         .map(|(i, host)| HostSetup {
             host,
+            server,
+            confinement: confinement.as_ref(),
             server_id: i as u32 + 1,
             agent_binary,
             token_file: &token_file,
@@ -283,10 +387,11 @@ async fn start_hosts(
         })
         .collect();
 
-    // mariadb-install-db is CPU bound: run the hosts side by side.
+    // Initialising is CPU bound: run the hosts side by side.
     tracing::info!(
-        "initialising {} MariaDB datadirs in {}",
+        "initialising {} {} datadirs in {}",
         setups.len(),
+        server.describe(),
         dir.display()
     );
     std::thread::scope(|scope| {
@@ -303,7 +408,7 @@ async fn start_hosts(
     tracing::info!("starting agents (each starts its mysqld)");
     let mut pids = Vec::new();
     for setup in &setups {
-        pids.push(host::start_agent(setup)?);
+        pids.push(host::start_agent(&setup.agent_launch())?);
     }
     let ready = setups
         .iter()
@@ -346,10 +451,15 @@ pub fn render_topology(dir: &Path, state: &SandboxState, accounts: &Accounts) ->
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "sandbox".to_string());
+    let version = match state.version.split("-MariaDB").next() {
+        Some(version) if !version.is_empty() => format!(" {version}"),
+        _ => String::new(),
+    };
     let _ = writeln!(
         text,
-        "# Written by `flipover sandbox up`: {} MariaDB servers on 127.77.{}.0/24.",
+        "# Written by `flipover sandbox up`: {} {}{version} servers on 127.77.{}.0/24.",
         state.hosts.len(),
+        server::name(state.flavor),
         state.slot
     );
     let _ = writeln!(
@@ -413,9 +523,50 @@ pub async fn down(dir: &Path) -> Result<SandboxState, SandboxError> {
         dir: dir.display().to_string(),
     })?;
     stop_hosts(&state).await;
+    // Every process that had the sandbox directory mounted is gone.
+    root::remove_mount_points(&state.root_mount_points);
     slots::release(state.slot, &dir);
     let _ = std::fs::remove_file(dir.join(state::STATE_FILE));
     Ok(state)
+}
+
+/// Starts the agent of host `name` of the sandbox in `dir` again, as `up`
+/// started it (chrooted into the server root if the sandbox has one), and
+/// returns its pid. For tests that kill an agent, as a service manager
+/// restarts one.
+pub fn restart_agent(dir: &Path, name: &str) -> Result<u32, SandboxError> {
+    let not_found = || SandboxError::NotFound {
+        dir: dir.display().to_string(),
+    };
+    let dir = dir.canonicalize().map_err(|_| not_found())?;
+    let state = SandboxState::load(&dir).map_err(|_| not_found())?;
+    let host = state
+        .hosts
+        .iter()
+        .find(|h| h.name == name)
+        .ok_or_else(|| SandboxError::NoHost {
+            dir: dir.display().to_string(),
+            name: name.to_string(),
+        })?;
+    let agent_binary = match &state.agent_binary {
+        Some(binary) => binary.clone(),
+        None => host::find_agent_binary().ok_or(SandboxError::NoAgentBinary)?,
+    };
+    let token_file = dir.join("secrets/agent.token");
+    let backup_password = dir.join("secrets/backup.password");
+    let tls_dir = host.tls_dir();
+    let confinement = state.confinement(&dir);
+    host::start_agent(&AgentLaunch {
+        host,
+        agent_binary: &agent_binary,
+        token_file: &token_file,
+        backup: state
+            .backup_user
+            .as_deref()
+            .map(|user| (user, backup_password.as_path())),
+        tls_dir: host.tls.then_some(tls_dir.as_path()),
+        confinement: confinement.as_ref(),
+    })
 }
 
 /// Asks each agent to stop its mysqld (a clean InnoDB shutdown), falls back to
@@ -467,16 +618,24 @@ pub struct HostStatus {
     pub mysqld_running: bool,
 }
 
-pub fn status(dir: &Path) -> Result<Vec<HostStatus>, SandboxError> {
+/// The sandbox as recorded, and what runs on each host.
+#[derive(Debug, Clone)]
+pub struct SandboxStatus {
+    pub state: SandboxState,
+    pub hosts: Vec<HostStatus>,
+}
+
+pub fn status(dir: &Path) -> Result<SandboxStatus, SandboxError> {
     let dir = dir.canonicalize().map_err(|_| SandboxError::NotFound {
         dir: dir.display().to_string(),
     })?;
     let state = SandboxState::load(&dir).map_err(|_| SandboxError::NotFound {
         dir: dir.display().to_string(),
     })?;
-    Ok(state
+    let hosts = state
         .hosts
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|host| {
             let running = |file: PathBuf, name: &str| {
                 process::read_pid(&file).is_some_and(|pid| process::runs(pid, name))
@@ -488,5 +647,6 @@ pub fn status(dir: &Path) -> Result<Vec<HostStatus>, SandboxError> {
                 host,
             }
         })
-        .collect())
+        .collect();
+    Ok(SandboxStatus { state, hosts })
 }

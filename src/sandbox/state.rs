@@ -8,7 +8,9 @@ use flipover_agent::client::{AgentClient, AgentError};
 use flipover_agent::tls::{TlsError, Transport};
 use serde::{Deserialize, Serialize};
 
+use super::root::Confinement;
 use crate::certs;
+use crate::observe::Flavor;
 
 /// The sandbox's certificates (`flipover certs init` of its addresses).
 pub const TLS_DIR: &str = "tls";
@@ -19,7 +21,32 @@ pub const STATE_FILE: &str = "sandbox.json";
 pub struct SandboxState {
     /// The address block `127.77.<slot>.0/24` this sandbox owns.
     pub slot: u8,
+    /// The servers' flavor (MariaDB in files written before it was recorded).
+    #[serde(default = "mariadb")]
+    pub flavor: Flavor,
+    /// The servers' version as `mysqld --version` reported it at `up`.
+    #[serde(default)]
+    pub version: String,
+    /// The Debian root the servers and agents run chrooted into; None: the
+    /// host's own server.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// The mount points `up` created inside the root, which `down` removes
+    /// again (only while empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root_mount_points: Vec<PathBuf>,
+    /// The agent binary the hosts run (with a root, a copy in the sandbox
+    /// directory, so that it is visible inside the root).
+    #[serde(default)]
+    pub agent_binary: Option<PathBuf>,
+    /// The agents' backup account (`--backup-user`); None: root by socket.
+    #[serde(default)]
+    pub backup_user: Option<String>,
     pub hosts: Vec<HostState>,
+}
+
+fn mariadb() -> Flavor {
+    Flavor::Mariadb
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +115,13 @@ impl HostState {
 }
 
 impl SandboxState {
+    /// How the sandbox in `dir` runs its programs in its root, if it has one.
+    pub fn confinement(&self, dir: &Path) -> Option<Confinement> {
+        self.root
+            .as_deref()
+            .map(|root| Confinement::new(root, &[dir]))
+    }
+
     pub fn load(dir: &Path) -> std::io::Result<SandboxState> {
         let text = std::fs::read_to_string(dir.join(STATE_FILE))?;
         serde_json::from_str(&text).map_err(std::io::Error::other)

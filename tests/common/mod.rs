@@ -1,11 +1,13 @@
-//! Shared test support: a real sandbox of MariaDB servers started through the
-//! real `flipover` binary, stopped again when the guard drops.
+//! Shared test support: a real sandbox of MariaDB or MySQL servers (of a
+//! [`ServerKind`]) started through the real `flipover` binary, stopped again
+//! when the guard drops.
 
 #![allow(dead_code)]
 
 pub mod expected;
 pub mod faults;
 pub mod reliability;
+pub mod servers;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +15,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use flipover::db::{self, Connection, Endpoint};
+use flipover::observe::Flavor;
 use flipover::sandbox::state::{HostState, SandboxState};
+pub use servers::ServerKind;
 
 pub fn flipover_bin() -> PathBuf {
     if let Some(path) = option_env!("CARGO_BIN_EXE_flipover") {
@@ -78,21 +82,58 @@ pub struct TestSandbox {
     pub state: SandboxState,
     /// The admin account's name (`--admin-user`).
     pub admin_user: String,
+    /// The servers it runs.
+    pub kind: ServerKind,
+    /// How long `flipover sandbox up` took.
+    pub up_time: Duration,
+    /// Set once [`TestSandbox::down`] stopped it.
+    stopped: bool,
 }
 
 impl TestSandbox {
-    /// `flipover sandbox up --servers N` in a fresh temporary directory.
+    /// `flipover sandbox up --servers N` in a fresh temporary directory, on
+    /// the host's MariaDB.
     pub fn up(servers: usize) -> TestSandbox {
         Self::up_with(servers, &[])
     }
 
-    /// `flipover sandbox up --servers N EXTRA…` in a fresh temporary directory.
+    /// `flipover sandbox up --servers N EXTRA…` in a fresh temporary
+    /// directory, on the host's MariaDB.
     pub fn up_with(servers: usize, extra: &[&str]) -> TestSandbox {
+        Self::start(ServerKind::Mariadb1011, servers, &[], extra)
+    }
+
+    /// A sandbox of N servers of `kind` (see [`ServerKind::run`] for tests
+    /// that skip a kind whose root is missing).
+    pub fn up_flavor(kind: ServerKind, servers: usize) -> TestSandbox {
+        Self::up_flavor_with(kind, servers, &[])
+    }
+
+    /// A sandbox of N servers of `kind`, with `flipover sandbox up EXTRA…`.
+    pub fn up_flavor_with(kind: ServerKind, servers: usize, extra: &[&str]) -> TestSandbox {
+        if let Some(root) = kind.root() {
+            assert!(
+                root.is_dir(),
+                "{}: the server root {} is missing: build it with scripts/install-deps",
+                kind.name(),
+                root.display()
+            );
+        }
+        Self::start(kind, servers, &kind.sandbox_args(), extra)
+    }
+
+    fn start(
+        kind: ServerKind,
+        servers: usize,
+        kind_args: &[String],
+        extra: &[&str],
+    ) -> TestSandbox {
         let tmp = tempfile::Builder::new()
             .prefix("fo-sb")
             .tempdir_in("/tmp")
             .expect("tempdir");
         let dir = tmp.path().join("sb");
+        let started = Instant::now();
         let output = flipover(
             &[
                 "sandbox",
@@ -103,9 +144,11 @@ impl TestSandbox {
                 dir.to_str().unwrap(),
             ]
             .into_iter()
+            .chain(kind_args.iter().map(String::as_str))
             .chain(extra.iter().copied())
             .collect::<Vec<_>>(),
         );
+        let up_time = started.elapsed();
         assert!(
             output.status.success(),
             "sandbox up failed:\nstdout:\n{}\nstderr:\n{}",
@@ -124,7 +167,31 @@ impl TestSandbox {
             dir,
             state,
             admin_user,
+            kind,
+            up_time,
+            stopped: false,
         }
+    }
+
+    pub fn flavor(&self) -> Flavor {
+        self.kind.flavor()
+    }
+
+    /// `flipover sandbox down`, checked; the guard then has nothing left to do.
+    pub fn down(&mut self) {
+        let output = flipover(&["sandbox", "down", "--dir", self.dir.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "sandbox down failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.stopped = true;
+    }
+
+    /// Starts `name`'s agent again as the sandbox started it (chrooted
+    /// into the server root, if any) after a test killed it; returns its pid.
+    pub fn start_agent_again(&self, name: &str) -> u32 {
+        flipover::sandbox::restart_agent(&self.dir, name).expect("agent starts")
     }
 
     pub fn topology(&self) -> PathBuf {
@@ -171,16 +238,32 @@ impl TestSandbox {
     /// Points `replica` at `source` by GTID, by hand, as a DBA would.
     pub async fn replicate(&self, replica: &str, source: &str) {
         let src = self.host(source);
+        let address = db::quote_literal(&src.address);
+        let password = db::quote_literal(&self.secret("repl.password"));
+        let (change, start) = match self.flavor() {
+            Flavor::Mariadb => (
+                format!(
+                    "CHANGE MASTER TO MASTER_HOST={address}, MASTER_PORT={}, MASTER_USER='repl', \
+                     MASTER_PASSWORD={password}, MASTER_USE_GTID=slave_pos",
+                    src.mysql_port
+                ),
+                "START SLAVE",
+            ),
+            // caching_sha2_password over plain TCP: the replica asks for
+            // the source's RSA key.
+            Flavor::Mysql => (
+                format!(
+                    "CHANGE REPLICATION SOURCE TO SOURCE_HOST={address}, SOURCE_PORT={}, \
+                     SOURCE_USER='repl', SOURCE_PASSWORD={password}, SOURCE_AUTO_POSITION=1, \
+                     GET_SOURCE_PUBLIC_KEY=1",
+                    src.mysql_port
+                ),
+                "START REPLICA",
+            ),
+        };
         let mut conn = self.connect(replica).await;
-        conn.execute(&format!(
-            "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER='repl', MASTER_PASSWORD={}, MASTER_USE_GTID=slave_pos",
-            db::quote_literal(&src.address),
-            src.mysql_port,
-            db::quote_literal(&self.secret("repl.password"))
-        ))
-        .await
-        .unwrap();
-        conn.execute("START SLAVE").await.unwrap();
+        conn.execute(&change).await.unwrap();
+        conn.execute(start).await.unwrap();
         conn.close().await;
     }
 
@@ -267,6 +350,9 @@ pub fn read_pid(file: &Path) -> u32 {
 
 impl Drop for TestSandbox {
     fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
         let output = flipover(&["sandbox", "down", "--dir", self.dir.to_str().unwrap()]);
         if !output.status.success() {
             eprintln!(
