@@ -237,7 +237,7 @@ async fn insecure_sandbox_works_in_plaintext_and_plan_warns() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(
-        stdout.contains("warning: the agents are reached in plaintext"),
+        stdout.contains("warning[plaintext-agents]: the agents are reached in plaintext"),
         "{stdout}"
     );
     assert!(stdout.contains("clone db2 from db1"), "{stdout}");
