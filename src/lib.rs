@@ -16,4 +16,5 @@ pub mod render;
 pub mod sandbox;
 pub mod sql;
 pub mod topology;
+pub mod watch;
 pub mod wire;
