@@ -25,3 +25,4 @@ pub mod observe;
 pub mod sandbox;
 pub mod secrets;
 pub mod topology;
+pub mod watch;
