@@ -75,6 +75,11 @@ pub struct MysqlFacts {
     pub gtid: GtidState,
     /// Schemas other than the server's own (mysql, sys, the schemas).
     pub user_schemas: Vec<String>,
+    /// What each of `user_schemas` holds, counted. `None` when it was not
+    /// counted (an observation recorded before flipover counted, or a count
+    /// that failed): then every user schema counts as data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_objects: Option<BTreeMap<String, SchemaObjects>>,
     /// Age in seconds of the oldest open InnoDB transaction (0 when none):
     /// a switchover waits for it, so the plan refuses long ones.
     #[serde(default)]
@@ -95,6 +100,24 @@ pub struct MysqlFacts {
     /// observation recorded before flipover read them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub semi_sync: Option<SemiSync>,
+}
+
+/// What one schema holds. A schema with none of these holds no data
+/// (`mariadb-install-db` creates an empty `test` schema, for one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaObjects {
+    /// Base tables, sequences and every other table that is not a view.
+    pub tables: u64,
+    pub views: u64,
+    /// Stored procedures and functions.
+    pub routines: u64,
+    pub events: u64,
+}
+
+impl SchemaObjects {
+    pub fn is_empty(&self) -> bool {
+        self.tables == 0 && self.views == 0 && self.routines == 0 && self.events == 0
+    }
 }
 
 /// Semi-synchronous replication on one server, in MariaDB's words (MySQL's
@@ -245,6 +268,29 @@ impl MysqlFacts {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(",")
+    }
+
+    /// The user schemas known to hold nothing (no tables, views, routines or
+    /// events); a schema that was not counted is not among them.
+    pub fn empty_schemas(&self) -> Vec<String> {
+        let Some(objects) = &self.schema_objects else {
+            return Vec::new();
+        };
+        self.user_schemas
+            .iter()
+            .filter(|name| objects.get(*name).is_some_and(SchemaObjects::is_empty))
+            .cloned()
+            .collect()
+    }
+
+    /// The user schemas that hold something, or were not counted.
+    pub fn schemas_with_data(&self) -> Vec<String> {
+        let empty = self.empty_schemas();
+        self.user_schemas
+            .iter()
+            .filter(|name| !empty.contains(name))
+            .cloned()
+            .collect()
     }
 
     /// The position to show for humans: GTID per flavor.

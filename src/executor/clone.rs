@@ -3,6 +3,7 @@
 //! target prepares it and starts mysqld on it. flipover only hands both a
 //! one-time stream token and watches the two jobs.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,12 +13,68 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use super::{checkpoint, Context, Event, Failure, StepError};
 use crate::agents;
+use crate::db::{Connection, DbError};
+use crate::facts::SchemaObjects;
 use crate::planner::CloneStep;
+use crate::sql;
 
 /// How often both jobs are polled.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long an agent may stay unreachable while its job runs.
 const AGENT_SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Checks, before a clone replaces them, that the schemas the plan saw
+/// empty still hold nothing and that no other schema and no GTID arrived
+/// since: the plan promised that nothing is lost.
+async fn still_empty(context: &Context, step: &CloneStep) -> Result<(), StepError> {
+    let server = &context.topology.servers()[&step.target];
+    let mut conn = super::replication::connect(context, server).await?;
+    let result = read_contents(&mut conn).await;
+    conn.close().await;
+    let (schemas, objects, gtids) =
+        result.map_err(|e| StepError::from(e).nothing_changed().context(&step.target))?;
+    let mut held: Vec<String> = schemas
+        .iter()
+        .filter(|name| {
+            !step.empty_schemas.contains(name) || objects.get(*name).is_none_or(|o| !o.is_empty())
+        })
+        .cloned()
+        .collect();
+    if !gtids.trim().is_empty() {
+        held.push(format!("GTIDs {gtids}"));
+    }
+    if held.is_empty() {
+        return Ok(());
+    }
+    Err(StepError::unchanged(
+        Failure::Precheck,
+        format!(
+            "{} holds data since it was planned ({}): not cloned over; plan again",
+            step.target,
+            held.join(", ")
+        ),
+    ))
+}
+
+/// A server's user schemas, what each holds, and its GTID position.
+async fn read_contents(
+    conn: &mut Connection,
+) -> Result<(Vec<String>, BTreeMap<String, SchemaObjects>, String), DbError> {
+    let dialect = conn.dialect().await?;
+    let schemas: Vec<String> = conn
+        .rows(sql::USER_SCHEMAS_QUERY)
+        .await?
+        .iter()
+        .filter_map(|row| sql::column(row, "name").map(str::to_string))
+        .collect();
+    let objects = crate::observe::schema_objects(conn, &schemas).await?;
+    let gtids = conn
+        .first_row(dialect.current_position_query())
+        .await?
+        .and_then(|row| sql::column(&row, "position").map(str::to_string))
+        .unwrap_or_default();
+    Ok((schemas, objects, gtids))
+}
 
 /// What a finished clone leaves for the replication step after it.
 #[derive(Debug, Clone)]
@@ -58,12 +115,19 @@ pub async fn run(context: &Context, number: usize, step: &CloneStep) -> Result<(
         .or(step.estimated_bytes)
         .unwrap_or(0);
 
+    // The agent refuses to overwrite any schema unless told to: a clone
+    // over schemas the plan saw empty tells it, once they are seen empty
+    // again.
+    let over_empty_schemas = !step.destructive && !step.empty_schemas.is_empty();
+    if over_empty_schemas {
+        still_empty(context, step).await?;
+    }
     let stream_token = Alphanumeric.sample_string(&mut rand::rng(), 40);
     let receive = target
         .clone_receive(&CloneReceiveRequest {
             stream_token: stream_token.clone(),
             expected_bytes,
-            replace: step.destructive,
+            replace: step.destructive || over_empty_schemas,
         })
         .await
         .map_err(|e| {

@@ -5,6 +5,7 @@
 //! agent is recorded as a fact (`reachable: false` with the error), never
 //! turned into a failure of the whole observation.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
@@ -177,12 +178,21 @@ async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError>
         &conn.rows(sql::semi_sync::STATUS).await?,
     )?;
     let last_apply = read_journal(conn).await;
-    let user_schemas = conn
+    let user_schemas: Vec<String> = conn
         .rows(sql::USER_SCHEMAS_QUERY)
         .await?
         .iter()
         .filter_map(|row| sql::column(row, "name").map(str::to_string))
         .collect();
+    // Last: a count that fails or runs out of time leaves the schemas
+    // uncounted (so they count as data), not the server without facts.
+    let schema_objects = match schema_objects(conn, &user_schemas).await {
+        Ok(objects) => Some(objects),
+        Err(e) => {
+            tracing::debug!("{}: schemas not counted: {e}", conn.address);
+            None
+        }
+    };
 
     Ok(MysqlFacts {
         flavor: dialect.flavor(),
@@ -197,12 +207,37 @@ async fn read_facts(conn: &mut db::Connection) -> Result<MysqlFacts, FactsError>
         binlog,
         gtid: variables.gtid,
         user_schemas,
+        schema_objects,
         longest_transaction_seconds,
         binlog_oldest_gtid,
         replica,
         last_apply,
         semi_sync,
     })
+}
+
+/// How long counting the user schemas' objects may take: information_schema
+/// opens every table's definition on MariaDB.
+const SCHEMA_COUNT_LIMIT: Duration = Duration::from_secs(10);
+
+/// What each of `schemas` holds (tables, views, routines, events).
+pub async fn schema_objects(
+    conn: &mut db::Connection,
+    schemas: &[String],
+) -> Result<BTreeMap<String, SchemaObjects>, DbError> {
+    if schemas.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let tables = conn
+        .rows_within(sql::schemas::TABLES, SCHEMA_COUNT_LIMIT)
+        .await?;
+    let routines = conn
+        .rows_within(sql::schemas::ROUTINES, SCHEMA_COUNT_LIMIT)
+        .await?;
+    let events = conn
+        .rows_within(sql::schemas::EVENTS, SCHEMA_COUNT_LIMIT)
+        .await?;
+    Ok(sql::schemas::count(schemas, &tables, &routines, &events))
 }
 
 /// The latest apply in the server's journal; none when it has no journal.

@@ -609,11 +609,16 @@ impl Walk<'_> {
         }
 
         let data_at_risk = destructive.then(|| self.data_at_risk(target, donor));
+        let empty_schemas = match target.facts() {
+            Some(facts) if !destructive => facts.empty_schemas(),
+            _ => Vec::new(),
+        };
         let clone = plan.add_step(Step::Clone(CloneStep {
             target: name.to_string(),
             donor: donor.to_string(),
             destructive,
             data_at_risk,
+            empty_schemas,
             estimated_bytes,
         }));
         if let Some(upstream) = self.built.get(donor) {

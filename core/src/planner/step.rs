@@ -148,6 +148,10 @@ pub struct CloneStep {
     pub destructive: bool,
     /// What the target holds that would be lost, in words, for destructive clones.
     pub data_at_risk: Option<DataAtRisk>,
+    /// A non-destructive clone's target schemas that hold nothing (no
+    /// tables, views, routines or events): the copy replaces them, and the
+    /// step checks again that they are still empty before it does.
+    pub empty_schemas: Vec<String>,
     /// The donor's datadir size as its agent reported it (the amount to stream).
     pub estimated_bytes: Option<u64>,
 }

@@ -379,6 +379,14 @@ fn step_details(topology: &Topology, observed: &Observed, step: &Step) -> Vec<St
                     clone.donor
                 ));
             }
+            if !clone.empty_schemas.is_empty() {
+                lines.push(format!(
+                    "replaces {}'s empty {} {} (no tables, views, routines or events: nothing is lost; checked again first)",
+                    clone.target,
+                    if clone.empty_schemas.len() == 1 { "schema" } else { "schemas" },
+                    clone.empty_schemas.join(", ")
+                ));
+            }
             lines.push(format!(
                 "stop mysqld on {}, move its datadir aside (kept until the copy is proven)",
                 clone.target

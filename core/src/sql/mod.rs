@@ -7,6 +7,7 @@ pub mod journal;
 pub mod lock;
 pub mod mariadb;
 pub mod mysql;
+pub mod schemas;
 pub mod semi_sync;
 mod text;
 

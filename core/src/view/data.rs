@@ -5,10 +5,12 @@ use crate::facts::{Flavor, ServerObservation};
 /// Whether a server holds data, read from its facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataState {
-    /// No user schemas and no GTIDs of its own, or a stopped mysqld over an
-    /// empty datadir: safe to clone onto.
+    /// No GTIDs and no user schema that holds anything (an empty `test`
+    /// schema is no data), or a stopped mysqld over an empty datadir: safe
+    /// to clone onto.
     Empty,
-    /// User schemas or GTIDs: a clone would overwrite them.
+    /// User schemas that hold something (or were not counted), or GTIDs: a
+    /// clone would overwrite them.
     HasData { schemas: Vec<String>, gtids: String },
     /// mysqld is stopped over a datadir with files; what they hold is unknown.
     StoppedWithFiles,
@@ -22,7 +24,7 @@ pub fn data_state(server: &ServerObservation) -> DataState {
             Flavor::Mariadb => facts.gtid.current_pos.clone().unwrap_or_default(),
             Flavor::Mysql => facts.gtid.executed.clone().unwrap_or_default(),
         };
-        if facts.user_schemas.is_empty() && gtids.trim().is_empty() {
+        if facts.schemas_with_data().is_empty() && gtids.trim().is_empty() {
             return DataState::Empty;
         }
         return DataState::HasData {
