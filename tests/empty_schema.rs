@@ -8,49 +8,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::binlogs::{purge_early_binlogs, unlogged};
 use common::{flipover, observe, ServerKind, TestSandbox};
 use flipover::observe::Flavor;
 
 const SHOP: &str = "shop.customers, shop.orders";
-
-/// Runs `statements` on `server` with binary logging off for the session
-/// (as `mariadb-install-db` creates its `test` schema: no GTID).
-async fn local(sandbox: &TestSandbox, server: &str, statements: &[&str]) {
-    let mut conn = sandbox.connect(server).await;
-    conn.execute("SET SESSION sql_log_bin = 0").await.unwrap();
-    for statement in statements {
-        conn.execute(statement).await.unwrap();
-    }
-    conn.close().await;
-}
-
-/// Writes on `server`, starts a new binlog and purges every older one.
-async fn purge_early_binlogs(sandbox: &TestSandbox, server: &str) {
-    let mut conn = sandbox.connect(server).await;
-    conn.execute("INSERT INTO shop.customers VALUES (7001, 'before purge', 'p@example.com')")
-        .await
-        .unwrap();
-    conn.execute("FLUSH BINARY LOGS").await.unwrap();
-    // MariaDB keeps a binlog until its binlog checkpoint has passed it: try
-    // again for a moment.
-    let started = std::time::Instant::now();
-    loop {
-        let logs = conn.rows("SHOW BINARY LOGS").await.unwrap();
-        if logs.len() == 1 {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{logs:?}");
-        let last = logs
-            .last()
-            .and_then(|row| row.get("Log_name").cloned().flatten())
-            .expect("a binlog");
-        conn.execute(&format!("PURGE BINARY LOGS TO '{last}'"))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    conn.close().await;
-}
 
 /// `flipover plan`: exit status and stdout followed by stderr.
 fn plan(sandbox: &TestSandbox) -> (Option<i32>, String) {
@@ -65,9 +27,9 @@ fn plan(sandbox: &TestSandbox) -> (Option<i32>, String) {
 
 async fn fresh_server_with_an_empty_test_schema_is_cloned(kind: ServerKind) {
     let sandbox = TestSandbox::up_flavor(kind, 2);
-    local(&sandbox, "db2", &["CREATE DATABASE test"]).await;
+    unlogged(&sandbox, "db2", &["CREATE DATABASE test"]).await;
     if kind.flavor() == Flavor::Mariadb {
-        purge_early_binlogs(&sandbox, "db1").await;
+        purge_early_binlogs(&sandbox, "db1", 7001).await;
     }
 
     // Observation counts what each user schema holds.
@@ -81,7 +43,7 @@ async fn fresh_server_with_an_empty_test_schema_is_cloned(kind: ServerKind) {
     assert_eq!((shop.tables, shop.views), (2, 0), "{shop:?}");
 
     // A routine is data: db2 is not overwritten unasked.
-    local(
+    unlogged(
         &sandbox,
         "db2",
         &["CREATE PROCEDURE test.hello() SELECT 'hello'"],
@@ -98,11 +60,13 @@ async fn fresh_server_with_an_empty_test_schema_is_cloned(kind: ServerKind) {
             .routines,
         1
     );
-    let (_, text) = plan(&sandbox);
+    let (code, text) = plan(&sandbox);
+    assert_ne!(code, Some(0), "{text}");
     assert!(!text.contains("clone db2 from db1"), "{text}");
+    assert!(text.contains("schemas test"), "{text}");
 
     // Empty again: a clone like onto any fresh server, not destructive.
-    local(&sandbox, "db2", &["DROP PROCEDURE test.hello"]).await;
+    unlogged(&sandbox, "db2", &["DROP PROCEDURE test.hello"]).await;
     let (code, text) = plan(&sandbox);
     if kind.flavor() == Flavor::Mysql {
         // MySQL clones arrive with the clone plugin (another helper's

@@ -85,8 +85,9 @@ pub struct MysqlFacts {
     #[serde(default)]
     pub longest_transaction_seconds: u64,
     /// MariaDB: the GTID state at the start of the oldest binary log still on
-    /// disk (its Gtid_list event). A replica whose position is older cannot
-    /// be served from this server's binlogs.
+    /// disk (its Gtid_list event, and for a server built from a backup, the
+    /// GTID before its binlogs' first transaction). A replica whose
+    /// position is older cannot be served from this server's binlogs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binlog_oldest_gtid: Option<String>,
     /// Replication from a source, when configured (`SHOW SLAVE/REPLICA STATUS`).

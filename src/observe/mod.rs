@@ -264,14 +264,14 @@ async fn read_journal(conn: &mut db::Connection) -> Option<JournalApply> {
     })
 }
 
-/// MariaDB: the Gtid_list at the head of the oldest binlog on disk.
+/// MariaDB: the GTID state at the start of the oldest binlog on disk.
 async fn oldest_binlog_gtid(conn: &mut db::Connection) -> Result<Option<String>, FactsError> {
     let logs = conn.rows(sql::mariadb::BINARY_LOGS).await?;
     let Some(first) = logs.first().and_then(|row| sql::column(row, "Log_name")) else {
         return Ok(None);
     };
     let events = conn.rows(&sql::mariadb::binlog_head_events(first)).await?;
-    Ok(sql::mariadb::gtid_list_of(&events))
+    Ok(sql::mariadb::binlog_start_of(&events))
 }
 
 async fn observe_agent(

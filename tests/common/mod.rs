@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod binlogs;
 pub mod etcd;
 pub mod expected;
 pub mod faults;

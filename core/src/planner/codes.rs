@@ -101,6 +101,9 @@ codes! {
     FormerPrimaryErrantWrites = "former-primary-errant-writes",
     /// The source has purged binary logs a replica still needs.
     PurgedBinlogs = "purged-binlogs",
+    /// The source has purged binary logs a server needs to start where it
+    /// is; it holds nothing its donor lacks, so it is recloned and nothing is lost.
+    PurgedBinlogsReclone = "purged-binlogs-reclone",
     /// A replica's replication stopped on an error.
     ReplicationBroken = "replication-broken",
     /// A replica's desired source does not answer.

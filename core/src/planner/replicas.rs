@@ -169,7 +169,12 @@ impl Walk<'_> {
             ),
             Some(ObservedSource::None) | Some(ObservedSource::Unknown) | None => {
                 if let Some(gtid) = restored_but_not_started(observation) {
-                    self.plan_start(server, StartPosition::FromRestoredBackup { gtid }, plan);
+                    self.plan_start_at(
+                        server,
+                        observation,
+                        StartPosition::FromRestoredBackup { gtid },
+                        plan,
+                    );
                     return;
                 }
                 match data_state(observation) {
@@ -455,7 +460,7 @@ impl Walk<'_> {
         if replica.healthy() || replica.io_running.eq_ignore_ascii_case("connecting") {
             return;
         }
-        self.plan_start(server, StartPosition::Configured, plan);
+        self.plan_start_at(server, observation, StartPosition::Configured, plan);
     }
 
     /// MariaDB: what `facts`' server wrote to its binlog that neither its
@@ -544,7 +549,7 @@ impl Walk<'_> {
         };
         match errant {
             Some((errant, _)) if errant.is_empty() => {
-                self.plan_start(server, StartPosition::OwnPosition, plan)
+                self.plan_start_at(server, observation, StartPosition::OwnPosition, plan)
             }
             Some((errant, true)) if !self.cloned.contains(donor) => {
                 plan.warning(Code::FormerPrimaryErrantWrites,
@@ -570,6 +575,141 @@ impl Walk<'_> {
                 ),
             ),
         }
+    }
+
+    /// A start from a position the server already has (its own, where its
+    /// stopped replication left off, a restored backup's), once its source
+    /// is known to still hold the binlogs from there. When they were
+    /// purged, the server is recloned if it holds nothing its donor lacks
+    /// (nothing is lost, and the plan says so); otherwise it is a problem.
+    fn plan_start_at(
+        &mut self,
+        server: &Server,
+        observation: &ServerObservation,
+        position: StartPosition,
+        plan: &mut Plan,
+    ) {
+        let name = server.name.as_str();
+        let source = server.source.as_deref().expect("replicas have a source");
+        let donor = server.donor().expect("replicas have a donor");
+        let Some((needed, oldest)) = self.purged_for(observation, &position, source) else {
+            self.plan_start(server, position, plan);
+            return;
+        };
+        let needed = if needed.seq == 0 {
+            format!("from the beginning of domain {}", needed.domain)
+        } else {
+            format!("after {needed}")
+        };
+        match self.reclone_would_lose(observation, donor) {
+            None => {
+                plan.warning(
+                    Code::PurgedBinlogsReclone,
+                    Some(name),
+                    format!(
+                        "{name} cannot start replicating where it is: {source}'s binlogs start after {oldest}, \
+                         {name} needs them {needed}. It holds nothing {donor} lacks, so it is recloned \
+                         from {donor} instead and nothing is lost"
+                    ),
+                    Some(format!(
+                        "keep binlogs longer on {source} (binlog_expire_logs_seconds) so replicas can catch up instead"
+                    )),
+                );
+                self.plan_clone(server, observation, true, plan);
+            }
+            Some(lost) => self.cannot_yet(
+                Code::PurgedBinlogs,
+                plan,
+                name,
+                format!(
+                    "{name} cannot start replicating where it is: {source}'s binlogs start after {oldest}, \
+                     {name} needs them {needed}; a clone from {donor} would lose {lost}"
+                ),
+                format!(
+                    "save what you need from {name}, then `--replace {name}` reclones it from {donor} (destructive)"
+                ),
+            ),
+        }
+    }
+
+    /// MariaDB: when `source`'s binlogs no longer hold what a start at
+    /// `position` on `observation`'s server asks for, the first GTID it
+    /// needs and where the binlogs start. (MySQL's `gtid_purged` check
+    /// arrives with its GTID sets.)
+    fn purged_for(
+        &self,
+        observation: &ServerObservation,
+        position: &StartPosition,
+        source: &str,
+    ) -> Option<(gtid::MariadbGtid, gtid::MariadbGtid)> {
+        let facts = observation.facts()?;
+        if facts.flavor != Flavor::Mariadb {
+            return None;
+        }
+        let asks_for = match position {
+            StartPosition::OwnPosition => facts.gtid.current_pos.clone().unwrap_or_default(),
+            StartPosition::Configured => {
+                // A replica by file and position asks for no GTID.
+                if !facts.replica.as_ref().is_some_and(|r| r.using_gtid) {
+                    return None;
+                }
+                facts.gtid.slave_pos.clone().unwrap_or_default()
+            }
+            StartPosition::FromRestoredBackup { gtid } => gtid.clone(),
+            StartPosition::FromClone | StartPosition::FinishClone => return None,
+        };
+        let start = self.binlog_start(source)?;
+        gtid::purged_past(&asks_for, &start).into_iter().next()
+    }
+
+    /// The GTID state at the start of `source`'s oldest binlog. A source
+    /// cloned in this plan starts its binlogs at the backup's position, at
+    /// least where its donor is now.
+    fn binlog_start(&self, source: &str) -> Option<String> {
+        let mut current = source;
+        for _ in 0..self.topology.servers().len() {
+            if !self.cloned.contains(current) {
+                let facts = self.observed.servers.get(current)?.facts()?;
+                return if current == source {
+                    facts.binlog_oldest_gtid.clone()
+                } else {
+                    facts.gtid.current_pos.clone()
+                };
+            }
+            current = self.topology.servers()[current].donor()?;
+        }
+        None
+    }
+
+    /// What recloning `observation`'s server from `donor` would lose, in
+    /// words; `None` when nothing: every GTID it holds is on the donor, and
+    /// its schemas came through replication (it has GTIDs, or they are empty).
+    fn reclone_would_lose(&self, observation: &ServerObservation, donor: &str) -> Option<String> {
+        let facts = observation.facts()?;
+        if self.cloned.contains(donor) {
+            return Some(format!(
+                "whatever {donor} lacks ({donor} is itself recloned in this plan)"
+            ));
+        }
+        let Some(donor_facts) = self.observed.servers.get(donor).and_then(|d| d.facts()) else {
+            return Some(format!("whatever {donor} lacks ({donor} does not answer)"));
+        };
+        let missing =
+            gtid::not_covered_by(&facts.known_gtid_state(), &donor_facts.known_gtid_state());
+        if !missing.is_empty() {
+            return Some(format!(
+                "GTIDs {donor} lacks: {}",
+                super::switchover::join(&missing)
+            ));
+        }
+        let schemas = facts.schemas_with_data();
+        if facts.known_gtid_state().is_empty() && !schemas.is_empty() {
+            return Some(format!(
+                "schemas {} (written without GTIDs, so not known to be on {donor})",
+                schemas.join(", ")
+            ));
+        }
+        None
     }
 
     /// A start-replication step of its own (not the end of a clone).

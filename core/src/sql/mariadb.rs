@@ -148,10 +148,48 @@ pub const REJOIN_AS_REPLICA: &[&str] = &["SET GLOBAL gtid_slave_pos = @@gtid_bin
 
 pub const BINARY_LOGS: &str = "SHOW BINARY LOGS";
 
-/// The first events of a binlog file; its Gtid_list event holds the GTID
-/// state from before the file.
+/// The first events of a binlog file: its Gtid_list event holds the GTID
+/// state from before the file, and the first transactions show where the
+/// domains it lacks begin.
 pub fn binlog_head_events(file: &str) -> String {
-    format!("SHOW BINLOG EVENTS IN {} LIMIT 4", quote_literal(file))
+    format!("SHOW BINLOG EVENTS IN {} LIMIT 32", quote_literal(file))
+}
+
+/// The GTID state at the start of the oldest binlog, from its first events:
+/// its Gtid_list, plus, for a domain the list lacks whose first transaction
+/// here is not its first ever (seq above 1), the GTID just before it. A
+/// server built from a backup writes an empty Gtid_list (its binlog state
+/// starts empty) although the history before the backup is not in its
+/// binlogs; a replica asking for that history must be told it is not here.
+/// Domains whose first transaction is further in than these events are
+/// taken to start with the file.
+pub fn binlog_start_of(events: &[TextRow]) -> Option<String> {
+    let list = gtid_list_of(events)?;
+    let mut start = crate::gtid::parse_list(&list);
+    for row in events {
+        if column(row, "Event_type") != Some("Gtid") {
+            continue;
+        }
+        let Some(first) = column(row, "Info")
+            .and_then(|info| info.split_whitespace().find(|w| w.contains('-')))
+            .and_then(|word| crate::gtid::parse_list(word).into_iter().next())
+        else {
+            continue;
+        };
+        if first.seq > 1 && !start.iter().any(|g| g.domain == first.domain) {
+            start.push(crate::gtid::MariadbGtid {
+                seq: first.seq - 1,
+                ..first
+            });
+        }
+    }
+    Some(
+        start
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// Reads the Gtid_list event's `[0-1-5,1-2-3]` from a binlog's first events.
@@ -190,5 +228,42 @@ mod tests {
         assert_eq!(gtid_list_of(&events).as_deref(), Some("0-1-5,1-2-9"));
         assert_eq!(gtid_list_of(&events[..1]), None);
         assert_eq!(gtid_list_of(&[row("Gtid_list", "[]")]).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn a_binlog_that_starts_mid_history_says_so() {
+        let row = |t: &str, info: &str| -> TextRow {
+            [
+                ("Event_type".to_string(), Some(t.to_string())),
+                ("Info".to_string(), Some(info.to_string())),
+            ]
+            .into_iter()
+            .collect()
+        };
+        // A clone's first binlog, as MariaDB 10.11 writes it: an empty
+        // Gtid_list, then the first transaction it replicated.
+        let clone = vec![
+            row(
+                "Format_desc",
+                "Server ver: 10.11.19-MariaDB-log, Binlog ver: 4",
+            ),
+            row("Gtid_list", "[]"),
+            row("Binlog_checkpoint", "mysql-bin.000001"),
+            row("Gtid", "BEGIN GTID 0-1-6"),
+            row("Xid", "COMMIT /* xid=18 */"),
+            row("Gtid", "GTID 0-1-7"),
+            row("Gtid", "BEGIN GTID 1-3-1 cid=5"),
+        ];
+        assert_eq!(binlog_start_of(&clone).as_deref(), Some("0-1-5"));
+        // A server's very first binlog starts at the beginning.
+        let fresh = vec![row("Gtid_list", "[]"), row("Gtid", "GTID 0-1-1")];
+        assert_eq!(binlog_start_of(&fresh).as_deref(), Some(""));
+        // The Gtid_list wins for the domains it names.
+        let purged = vec![
+            row("Gtid_list", "[0-1-40]"),
+            row("Gtid", "BEGIN GTID 0-1-41"),
+        ];
+        assert_eq!(binlog_start_of(&purged).as_deref(), Some("0-1-40"));
+        assert_eq!(binlog_start_of(&[]), None);
     }
 }
