@@ -237,6 +237,8 @@ async fn probes_and_fences_on_mysql_9() {
     assert!(probe.query.answered, "{probe:?}");
 
     kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+    // Every thread of mysqld stops, not all at once: wait until /proc says so.
+    common::wait_state(pid, 'T').await;
     let probe = host.client.probe_local(Duration::from_millis(1000)).await;
     kill(Pid::from_raw(pid as i32), Signal::SIGCONT).unwrap();
     let probe = probe.unwrap();
