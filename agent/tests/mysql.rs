@@ -1,5 +1,6 @@
 //! The probes and fences against a real MySQL 9.7 (Debian sid's, in the
-//! debootstrapped root `/var/cache/flipover/roots/mysql-sid.tmp`, or
+//! debootstrapped root `$FLIPOVER_ROOTS/mysql-9.7` that `scripts/install-deps`
+//! builds (default `/var/cache/flipover/roots`), or
 //! `$FLIPOVER_MYSQL_ROOT`): the agent runs inside the root (chroot, in a
 //! mount namespace of its own that has /proc), supervising mysqld there.
 //! On MySQL `super_read_only` stops SUPER users too, and a fenced start
@@ -20,7 +21,8 @@ use mysql_async::prelude::Queryable;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-const DEFAULT_ROOT: &str = "/var/cache/flipover/roots/mysql-sid.tmp";
+/// Where `scripts/install-deps` builds the MySQL root by default.
+const DEFAULT_ROOTS: &str = "/var/cache/flipover/roots";
 const AGENT_IP: Ipv4Addr = Ipv4Addr::new(127, 44, 14, 11);
 const MYSQL_IP: Ipv4Addr = Ipv4Addr::new(127, 44, 14, 12);
 
@@ -58,16 +60,18 @@ fn kill_pid_file(pid_file: &Path, signal: Signal) -> Option<u32> {
 
 impl MysqlHost {
     fn start() -> MysqlHost {
-        let root = PathBuf::from(
-            std::env::var_os("FLIPOVER_MYSQL_ROOT").unwrap_or_else(|| DEFAULT_ROOT.into()),
-        );
+        let root = PathBuf::from(std::env::var_os("FLIPOVER_MYSQL_ROOT").unwrap_or_else(|| {
+            std::path::Path::new(
+                &std::env::var_os("FLIPOVER_ROOTS").unwrap_or_else(|| DEFAULT_ROOTS.into()),
+            )
+            .join("mysql-9.7")
+            .into_os_string()
+        }));
         assert!(
             root.join("usr/sbin/mysqld").is_file(),
-            "no MySQL root at {} (make one: debootstrap --variant=minbase \
-             --include=mysql-server-core,mysql-client-core sid {} http://deb.debian.org/debian; \
+            "no MySQL root at {} (`FLIPOVER_SERVERS=mysql-9.7 scripts/install-deps` builds it; \
              or set FLIPOVER_MYSQL_ROOT)",
             root.display(),
-            root.display()
         );
         let dir = tempfile::Builder::new()
             .prefix("flipover-agent-test-")
@@ -233,6 +237,8 @@ async fn probes_and_fences_on_mysql_9() {
     assert!(probe.query.answered, "{probe:?}");
 
     kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+    // Every thread of mysqld stops, not all at once: wait until /proc says so.
+    common::wait_state(pid, 'T').await;
     let probe = host.client.probe_local(Duration::from_millis(1000)).await;
     kill(Pid::from_raw(pid as i32), Signal::SIGCONT).unwrap();
     let probe = probe.unwrap();

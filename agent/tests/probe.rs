@@ -24,20 +24,6 @@ fn signal(pid: u32, signal: Signal) {
     kill(Pid::from_raw(pid as i32), signal).unwrap();
 }
 
-/// Waits until /proc says the process is stopped (`T`).
-async fn wait_state(pid: u32, want: char) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let state = stat.rsplit_once(')').unwrap().1.split_whitespace().next();
-        if state == Some(&want.to_string()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{pid} never reached {want}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Continues a stopped mysqld on drop, so a failing test can stop it.
 struct Continue(u32);
 
@@ -92,7 +78,7 @@ async fn local_probe_of_an_answering_a_hung_and_a_stopped_mysqld() {
     // reach a stopped process), and the probe answers all the same.
     signal(pid, Signal::SIGSTOP);
     let _continue = Continue(pid);
-    wait_state(pid, 'T').await;
+    common::wait_state(pid, 'T').await;
     let stopping = {
         let client = target.client.clone();
         tokio::spawn(async move { client.stop_mysqld().await })
@@ -231,7 +217,7 @@ async fn remote_probe_of_a_live_a_closed_a_stopped_and_a_foreign_port() {
     // sends its greeting.
     signal(pid, Signal::SIGSTOP);
     let _continue = Continue(pid);
-    wait_state(pid, 'T').await;
+    common::wait_state(pid, 'T').await;
     let asked = Instant::now();
     let stopped = probe(ip.clone(), port, 1500).await;
     let took = asked.elapsed();

@@ -235,3 +235,17 @@ fn runs(pid: i32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Waits until /proc says the process is in state `want` (`T`: stopped).
+pub async fn wait_state(pid: u32, want: char) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat.rsplit_once(')').unwrap().1.split_whitespace().next();
+        if state == Some(&want.to_string()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pid} never reached {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
