@@ -63,7 +63,12 @@ pub async fn apply(
     };
     // The steps are done: the executor dropped its handles on the journal.
     if let Ok(journal) = Arc::try_unwrap(journal) {
-        journal.finish(outcome).await.release().await;
+        let left = crate::topology::to_memory_toml(topology);
+        journal
+            .finish(outcome, &left, topology.journal().keep_applies)
+            .await
+            .release()
+            .await;
     }
     Ok(report)
 }

@@ -414,6 +414,7 @@ impl Walk {
                     access: access.clone(),
                     servers,
                     hooks: Default::default(),
+                    journal: Default::default(),
                     base_dir: PathBuf::from("."),
                 },
                 "the discovered tree",

@@ -2,9 +2,12 @@
 //! apply holds the cluster lock on (through those same connections), with
 //! binary logging off for the session so it adds no GTIDs. It survives the
 //! machine that runs flipover; the next observation reads it back, and a
-//! plan reports an apply that never recorded its end.
+//! plan reports an apply that never recorded its end. Each apply ends by
+//! recording the topology it leaves, which discovery reads back to find a
+//! dead primary's replicas, and by pruning the journal to the latest applies.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::sync::Mutex;
@@ -12,6 +15,9 @@ use tokio::sync::Mutex;
 use super::lock::{ClusterLock, SILENT_SERVER_LIMIT};
 use crate::db::Connection;
 use crate::sql;
+
+/// How long deleting a server's old journal rows may take.
+const PRUNE_LIMIT: Duration = Duration::from_secs(10);
 
 pub struct Journal {
     apply_id: String,
@@ -84,10 +90,22 @@ impl Journal {
         }
     }
 
-    /// Records the end and gives the lock back.
-    pub async fn finish(self, outcome: &str) -> ClusterLock {
+    /// Records the topology the apply leaves (`topology`, as the journal
+    /// remembers it: see `topology::to_memory_toml`) and the end, prunes
+    /// the journal to the latest `keep_applies` applies, and gives the lock
+    /// back. Pruning comes last: a server slow to delete costs nothing else.
+    pub async fn finish(self, outcome: &str, topology: &str, keep_applies: u32) -> ClusterLock {
+        self.record(sql::journal::TOPOLOGY_STEP, outcome, Some(topology))
+            .await;
         self.record("apply", "finished", Some(outcome)).await;
-        ClusterLock::from_connections(self.connections.into_inner())
+        let prune = sql::journal::prune(keep_applies);
+        let mut connections = self.connections.into_inner();
+        for conn in &mut connections {
+            if let Err(e) = conn.execute_within(&prune, PRUNE_LIMIT).await {
+                tracing::warn!("journal on {}: not pruned: {e}", conn.address);
+            }
+        }
+        ClusterLock::from_connections(connections)
     }
 }
 

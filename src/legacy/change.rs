@@ -230,6 +230,7 @@ mod tests {
                     },
                     servers,
                     hooks: Default::default(),
+                    journal: Default::default(),
                     base_dir: PathBuf::from("."),
                 },
                 "test",

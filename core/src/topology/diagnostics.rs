@@ -163,6 +163,8 @@ pub enum ProblemKind {
     DuplicateAddress,
     /// A `[cluster]` limit below zero.
     NegativeSeconds,
+    /// A number below the least its key accepts (`[journal] keep_applies = 0`).
+    TooSmall,
     /// A string key whose value is not one of the words it accepts.
     UnknownValue,
     /// A `[hooks]` list, command or timeout of the wrong form.
@@ -196,6 +198,7 @@ impl ProblemKind {
             ProblemKind::ReplicationCycle => "replication_cycle",
             ProblemKind::DuplicateAddress => "duplicate_address",
             ProblemKind::NegativeSeconds => "negative_seconds",
+            ProblemKind::TooSmall => "too_small",
             ProblemKind::UnknownValue => "unknown_value",
             ProblemKind::BadHook => "bad_hook",
             ProblemKind::ConflictingKeys => "conflicting_keys",

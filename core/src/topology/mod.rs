@@ -25,7 +25,7 @@ use toml::de::DeTable;
 
 pub use diagnostics::{InvalidTopology, Problem, ProblemKind, TopologyError};
 pub use model::*;
-pub use write::to_toml;
+pub use write::{to_memory_toml, to_toml};
 
 /// Validates `text`, the content of the topology file at `path`. `path` names
 /// the file in diagnostics, and its directory becomes [`Topology::base_dir`].

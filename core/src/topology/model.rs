@@ -32,6 +32,8 @@ pub struct Topology {
     /// Commands run around switchovers, failovers and clones (`[hooks]`).
     #[serde(skip_serializing_if = "Hooks::is_empty")]
     pub(super) hooks: Hooks,
+    /// How much of the apply journal each server keeps (`[journal]`).
+    pub(super) journal: Journal,
     /// Directory that relative `{ file = … }` secrets are resolved against
     /// (the topology file's own directory).
     #[serde(skip)]
@@ -46,7 +48,27 @@ pub struct TopologyParts {
     pub access: Access,
     pub servers: BTreeMap<String, Server>,
     pub hooks: Hooks,
+    pub journal: Journal,
     pub base_dir: PathBuf,
+}
+
+/// `[journal]`: how much of the apply journal each server keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Journal {
+    /// The latest applies kept on each server (at least 1); older ones are
+    /// deleted as an apply starts.
+    pub keep_applies: u32,
+}
+
+/// Applies each server's journal keeps unless `[journal] keep_applies` says.
+pub const DEFAULT_JOURNAL_KEEP_APPLIES: u32 = 100;
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            keep_applies: DEFAULT_JOURNAL_KEEP_APPLIES,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -285,6 +307,10 @@ impl Topology {
         &self.hooks
     }
 
+    pub fn journal(&self) -> Journal {
+        self.journal
+    }
+
     /// The directory relative paths of the file are read against.
     pub fn base_dir(&self) -> &std::path::Path {
         &self.base_dir
@@ -298,6 +324,7 @@ impl Topology {
             access: self.access.clone(),
             servers: self.servers.clone(),
             hooks: self.hooks.clone(),
+            journal: self.journal,
             base_dir: self.base_dir.clone(),
         }
     }

@@ -35,6 +35,23 @@ pub struct RawTopology {
     /// Commands run before and after switchovers and failovers, and after clones.
     #[serde(default)]
     pub hooks: RawHooks,
+    /// The apply journal flipover keeps on every server.
+    #[serde(default)]
+    pub journal: RawJournal,
+}
+
+/// `[journal]`: how much of the apply journal (`flipover.journal`, on every
+/// server) is kept.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Journal", transform = absent_not_null)]
+pub struct RawJournal {
+    /// How many applies each server keeps in its journal, the latest ones
+    /// (default 100, at least 1). Older ones are deleted, without binary
+    /// logging, when an apply starts.
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1))]
+    pub keep_applies: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -28,6 +28,8 @@ enum Expect {
     HookTimeout,
     /// A `[hooks]` event: a list of commands.
     HookList,
+    /// A whole number (its range is a rule of `validate`).
+    Count,
     Table(&'static TableShape),
     /// `[servers.NAME]`: a table of server tables.
     Servers,
@@ -49,7 +51,13 @@ static TOP_LEVEL: TableShape = TableShape {
         ("defaults", Expect::Table(&DEFAULTS)),
         ("servers", Expect::Servers),
         ("hooks", Expect::Table(&HOOKS)),
+        ("journal", Expect::Table(&JOURNAL)),
     ],
+};
+
+static JOURNAL: TableShape = TableShape {
+    title: "`[journal]`",
+    keys: &[("keep_applies", Expect::Count)],
 };
 
 static HOOKS: TableShape = TableShape {
@@ -190,7 +198,9 @@ fn check_value(
 ) {
     let span = value.span();
     match (expect, value.get_ref()) {
-        (Expect::String, DeValue::String(_)) | (Expect::Bool, DeValue::Boolean(_)) => {}
+        (Expect::String, DeValue::String(_))
+        | (Expect::Bool, DeValue::Boolean(_))
+        | (Expect::Count, DeValue::Integer(_)) => {}
         (Expect::Port, DeValue::Integer(integer)) => {
             let port = i64::from_str_radix(integer.as_str(), integer.radix()).ok();
             if !port.is_some_and(|port| (1..=i64::from(u16::MAX)).contains(&port)) {
@@ -501,6 +511,10 @@ fn wrong_type(key: &str, span: Range<usize>, expect: Expect, found: &DeValue<'_>
             "a whole number of seconds",
             format!("write the seconds as a bare number: `{key} = 5`"),
         ),
+        Expect::Count => (
+            "a whole number",
+            format!("write the number bare, without quotes: `{key} = 100`"),
+        ),
         Expect::OneOf(words) => (
             "a string",
             format!(
@@ -591,5 +605,6 @@ mod tests {
         assert_eq!(shape_keys(&DEFAULTS), definition("Defaults"));
         assert_eq!(shape_keys(&SERVER), definition("Server"));
         assert_eq!(shape_keys(&HOOKS), definition("Hooks"));
+        assert_eq!(shape_keys(&JOURNAL), definition("Journal"));
     }
 }

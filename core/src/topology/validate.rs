@@ -9,12 +9,15 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 use super::diagnostics::{Problem, ProblemKind};
-use super::raw::{RawAccess, RawCluster, RawDefaults, RawHooks, RawServer, RawTopology};
+use super::raw::{
+    RawAccess, RawCluster, RawDefaults, RawHooks, RawJournal, RawServer, RawTopology,
+};
 use super::suggest::{did_you_mean, list_in_backticks};
 use super::{
-    Access, AgentTls, Cluster, Durability, HookCommand, HookEvent, Hooks, Secret, Server, Topology,
-    DEFAULT_AGENT_PORT, DEFAULT_HOOK_TIMEOUT, DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE,
-    DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT, DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
+    Access, AgentTls, Cluster, Durability, HookCommand, HookEvent, Hooks, Journal, Secret, Server,
+    Topology, DEFAULT_AGENT_PORT, DEFAULT_HOOK_TIMEOUT, DEFAULT_JOURNAL_KEEP_APPLIES,
+    DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT,
+    DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
 };
 
 /// Default admin account.
@@ -32,6 +35,7 @@ pub(crate) fn resolve(raw: RawTopology, base_dir: PathBuf) -> Result<Topology, V
     let cluster = resolve_cluster(&raw, &mut problems);
     let access = resolve_access(&raw.access, &mut problems);
     let hooks = resolve_hooks(&raw.hooks);
+    let journal = resolve_journal(&raw.journal, &mut problems);
     let servers = match &raw.servers {
         Some(servers) if !servers.get_ref().is_empty() => {
             let servers = servers.get_ref();
@@ -66,8 +70,35 @@ pub(crate) fn resolve(raw: RawTopology, base_dir: PathBuf) -> Result<Topology, V
         access,
         servers,
         hooks,
+        journal,
         base_dir,
     })
+}
+
+/// `[journal]`: at least the latest apply is kept (observation reads it,
+/// and the topology it left is what discovery remembers).
+fn resolve_journal(raw: &RawJournal, problems: &mut Vec<Problem>) -> Journal {
+    let Some(keep) = &raw.keep_applies else {
+        return Journal::default();
+    };
+    match u32::try_from(*keep.get_ref()) {
+        Ok(keep_applies) if keep_applies >= 1 => Journal { keep_applies },
+        _ if *keep.get_ref() < 1 => {
+            problems.push(
+                Problem::new(ProblemKind::TooSmall, "`keep_applies` must be 1 or more")
+                    .label(keep.span(), "keeps no apply")
+                    .help(format!(
+                        "every server keeps at least its latest apply: its journal is how the next plan \
+                         knows an apply was interrupted; e.g. `keep_applies = {DEFAULT_JOURNAL_KEEP_APPLIES}` (the default)"
+                    )),
+            );
+            Journal::default()
+        }
+        // Beyond u32: more applies than any server will ever run.
+        _ => Journal {
+            keep_applies: u32::MAX,
+        },
+    }
 }
 
 /// Reads the hook lists, whose form `shape` has checked already.

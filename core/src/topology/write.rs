@@ -3,15 +3,34 @@
 use std::fmt::Write as _;
 
 use super::model::{
-    AgentTls, Durability, Secret, Topology, TopologyParts, DEFAULT_AGENT_PORT,
-    DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT,
-    DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
+    Access, AgentTls, Durability, Hooks, Secret, Topology, TopologyParts, DEFAULT_AGENT_PORT,
+    DEFAULT_JOURNAL_KEEP_APPLIES, DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE,
+    DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT, DEFAULT_STREAM_PORT, DEFAULT_SWITCHOVER_TIMEOUT,
 };
 
 /// The topology as TOML that `topology::parse` reads back to the same
 /// topology: keys at their defaults are left out, servers in name order.
 pub fn to_toml(topology: &Topology) -> String {
     parts_to_toml(&topology.to_parts())
+}
+
+/// The topology as the apply journal remembers it (the topology an apply
+/// leaves, read back by discovery): a topology file of its cluster,
+/// journal and servers, with the accounts' names but without their
+/// secrets, the agents' TLS files or `[hooks]`, which belong to the
+/// machine that ran flipover, not to the cluster.
+pub fn to_memory_toml(topology: &Topology) -> String {
+    let mut parts = topology.to_parts();
+    parts.access = Access {
+        user: parts.access.user,
+        password: None,
+        repl_user: parts.access.repl_user,
+        repl_password: None,
+        agent_token: None,
+        agent_tls: AgentTls::Unset,
+    };
+    parts.hooks = Hooks::default();
+    parts_to_toml(&parts)
 }
 
 /// [`to_toml`] of a topology's parts (checked or not yet).
@@ -103,6 +122,13 @@ pub(super) fn parts_to_toml(topology: &TopologyParts) -> String {
             let _ = writeln!(out, "promotable = false");
         }
     }
+    if topology.journal.keep_applies != DEFAULT_JOURNAL_KEEP_APPLIES {
+        let _ = writeln!(
+            out,
+            "\n[journal]\nkeep_applies = {}",
+            topology.journal.keep_applies
+        );
+    }
     if !topology.hooks.is_empty() {
         let _ = writeln!(out, "\n[hooks]");
         for (event, commands) in &topology.hooks.commands {
@@ -177,6 +203,9 @@ mod tests {
             host = "10.0.0.1"
             agent_port = 8836
 
+            [journal]
+            keep_applies = 7
+
             [servers."db2.example"]
             host = "10.0.0.2"
             port = 3307
@@ -188,5 +217,17 @@ mod tests {
         let written = to_toml(&topology);
         let again = parse(&written, Path::new("/etc/flipover/shop.toml")).unwrap();
         assert_eq!(again, topology, "{written}");
+
+        // The journal's memory keeps the tree, not the secrets.
+        let memory = to_memory_toml(&topology);
+        assert!(
+            !memory.contains("t0ken") && !memory.contains("PW"),
+            "{memory}"
+        );
+        let remembered = parse(&memory, Path::new("journal")).unwrap();
+        assert_eq!(remembered.servers(), topology.servers());
+        assert_eq!(remembered.cluster(), topology.cluster());
+        assert_eq!(remembered.journal(), topology.journal());
+        assert_eq!(remembered.access().user, "admin");
     }
 }
