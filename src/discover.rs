@@ -8,6 +8,12 @@
 //! say about it (a dead master named by its replicas' status, a stopped
 //! replica still registered with its source). Nothing is written.
 //!
+//! A dead master cannot list its replicas, so discovery also reads the
+//! topology flipover's latest apply left, which every server it journaled
+//! remembers (`flipover.journal`): the servers named there are walked too,
+//! and those that do not answer or do not join the tree are left out, with
+//! a note. A cluster flipover never applied to has no such memory.
+//!
 //! Reused by every `flipover-cmd` mode, and meant for importing a running
 //! cluster into a topology file.
 
@@ -17,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::{self, Connection, DbError, Endpoint};
-use crate::sql::ReplicaHost;
+use crate::sql::{self, ReplicaHost};
 use crate::topology::{
     Access, Cluster, Durability, Server, Topology, TopologyParts, DEFAULT_AGENT_PORT,
     DEFAULT_MAX_REPLICA_LAG, DEFAULT_MAX_TRANSACTION_AGE, DEFAULT_PORT, DEFAULT_SEMI_SYNC_TIMEOUT,
@@ -127,12 +133,75 @@ pub struct Discovered {
     pub names: BTreeMap<Address, String>,
     /// What discovery could not see, in words (for stderr).
     pub notes: Vec<String>,
+    /// The topology flipover's latest apply left, when a server walked
+    /// remembers one: its servers were walked too.
+    pub memory: Option<Remembered>,
+}
+
+/// The topology an apply left, as a server's journal remembers it.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    /// The server whose journal it was read from.
+    pub read_from: Address,
+    pub apply_id: String,
+    /// When it was recorded (the server's clock, with microseconds).
+    pub at: String,
+    /// The apply's outcome: `complete`, or `failed` (then it is the
+    /// topology that apply aimed for).
+    pub outcome: String,
+    pub topology: Topology,
 }
 
 impl Discovered {
     /// The name of the server at `address`, under any address it was seen by.
     pub fn name_of(&self, address: &Address) -> Option<&str> {
         self.names.get(address).map(String::as_str)
+    }
+
+    /// The discovered topology with what only the memory knows: each
+    /// server's name, agent and stream ports, `clone_from` and `promotable`
+    /// as the remembered topology has them (matched by address), and the
+    /// cluster's settings and `[journal]`. Sources stay as the servers say.
+    /// Without a memory (or when a remembered name would clash with a
+    /// server it does not know), the discovered topology's parts.
+    pub fn parts_with_memory(&self) -> TopologyParts {
+        let mut parts = self.topology.to_parts();
+        let Some(memory) = &self.memory else {
+            return parts;
+        };
+        let remembered: BTreeMap<&str, &Server> = parts
+            .servers
+            .values()
+            .filter_map(|s| Some((s.name.as_str(), memory.topology.server_at(&s.host, s.port)?)))
+            .collect();
+        let rename = |name: &str| {
+            remembered
+                .get(name)
+                .map_or(name, |r| r.name.as_str())
+                .to_string()
+        };
+        let mut servers = BTreeMap::new();
+        for server in parts.servers.values() {
+            let mut renamed = server.clone();
+            if let Some(r) = remembered.get(server.name.as_str()) {
+                renamed.name = r.name.clone();
+                renamed.agent_port = r.agent_port;
+                renamed.stream_port = r.stream_port;
+                renamed.promotable = r.promotable;
+                renamed.clone_from = r
+                    .clone_from
+                    .clone()
+                    .filter(|donor| remembered.values().any(|m| m.name == *donor));
+            }
+            renamed.source = server.source.as_deref().map(rename);
+            servers.insert(renamed.name.clone(), renamed);
+        }
+        if servers.len() == parts.servers.len() {
+            parts.servers = servers;
+        }
+        parts.cluster = memory.topology.cluster().clone();
+        parts.journal = memory.topology.journal();
+        parts
     }
 }
 
@@ -143,6 +212,7 @@ struct Probe {
     source: Option<(Address, u32)>,
     replicas: Vec<ReplicaHost>,
     notes: Vec<String>,
+    memory: Option<Remembered>,
 }
 
 /// One server found, under the address it was first found by.
@@ -155,6 +225,9 @@ struct Node {
     error: Option<String>,
     reported_source: Option<(Address, u32)>,
     replicas: Vec<ReplicaHost>,
+    /// Found only through the journal's memory (or below such a server):
+    /// left out unless it joins the tree of the servers named.
+    via_memory: bool,
 }
 
 /// Discovers the tree from `seeds` (the first must answer).
@@ -168,66 +241,99 @@ pub async fn discover(
         None => String::new(),
     };
     let mut walk = Walk::default();
-    let mut queue: VecDeque<Address> = seeds.iter().cloned().collect();
-    while let Some(address) = queue.pop_front() {
-        if walk.index.contains_key(&address) {
-            continue;
-        }
-        let endpoint = Endpoint {
-            host: address.host.clone(),
-            port: address.port,
-            user: access.user.clone(),
-            password: password.clone(),
-            socket: None,
-        };
-        match probe(&endpoint, options.connect_timeout).await {
-            Ok(probe) => {
-                if let Some(&known) = walk.ids.get(&probe.server_id) {
-                    // The same server under another name (a hostname and its IP).
-                    walk.index.insert(address, known);
-                    continue;
-                }
-                if let Some((source, _)) = &probe.source {
-                    queue.push_back(source.clone());
-                }
-                for replica in &probe.replicas {
-                    match walk.ids.get(&replica.server_id) {
-                        Some(_) => {}
-                        None if replica.host.is_empty() => walk.notes.push(format!(
-                            "{address} has a replica (server_id {}) that sets no report_host: \
-                             it cannot be found from {address}",
-                            replica.server_id
-                        )),
-                        None => queue.push_back(Address::new(&replica.host, replica.port)),
-                    }
-                }
-                walk.notes.extend(probe.notes);
-                walk.add(Node {
-                    address,
-                    referenced_as: None,
-                    server_id: Some(probe.server_id),
-                    error: None,
-                    reported_source: probe.source,
-                    replicas: probe.replicas,
-                });
+    let mut queue: VecDeque<(Address, bool)> = seeds.iter().map(|a| (a.clone(), false)).collect();
+    loop {
+        while let Some((address, via_memory)) = queue.pop_front() {
+            if walk.index.contains_key(&address) || walk.left_out.contains(&address) {
+                continue;
             }
-            Err(error) => {
-                if walk.nodes.is_empty() {
-                    return Err(DiscoverError::SeedUnreachable {
+            let endpoint = Endpoint {
+                host: address.host.clone(),
+                port: address.port,
+                user: access.user.clone(),
+                password: password.clone(),
+                socket: None,
+            };
+            match probe(&endpoint, options.connect_timeout).await {
+                Ok(probe) => {
+                    if let Some(&known) = walk.ids.get(&probe.server_id) {
+                        // The same server under another name (a hostname and its IP).
+                        walk.index.insert(address, known);
+                        continue;
+                    }
+                    if let Some((source, _)) = &probe.source {
+                        queue.push_back((source.clone(), via_memory));
+                    }
+                    for replica in &probe.replicas {
+                        match walk.ids.get(&replica.server_id) {
+                            Some(_) => {}
+                            None if replica.host.is_empty() => walk.notes.push(format!(
+                                "{address} has a replica (server_id {}) that sets no report_host: \
+                                 it cannot be found from {address}",
+                                replica.server_id
+                            )),
+                            None => queue
+                                .push_back((Address::new(&replica.host, replica.port), via_memory)),
+                        }
+                    }
+                    walk.notes.extend(probe.notes);
+                    walk.remember(probe.memory);
+                    walk.add(Node {
                         address,
-                        error: error.to_string(),
+                        referenced_as: None,
+                        server_id: Some(probe.server_id),
+                        error: None,
+                        reported_source: probe.source,
+                        replicas: probe.replicas,
+                        via_memory,
                     });
                 }
-                walk.add(Node {
-                    address,
-                    referenced_as: None,
-                    server_id: None,
-                    error: Some(error.to_string()),
-                    reported_source: None,
-                    replicas: Vec::new(),
-                });
+                Err(error) => {
+                    if walk.nodes.is_empty() {
+                        return Err(DiscoverError::SeedUnreachable {
+                            address,
+                            error: error.to_string(),
+                        });
+                    }
+                    if via_memory {
+                        // Only the memory names it: nothing says it is
+                        // still part of the tree.
+                        walk.notes.push(format!(
+                            "{address}, in the topology {}, does not answer: left out ({error})",
+                            walk.memory_origin()
+                        ));
+                        walk.left_out.insert(address);
+                        continue;
+                    }
+                    walk.add(Node {
+                        address,
+                        referenced_as: None,
+                        server_id: None,
+                        error: Some(error.to_string()),
+                        reported_source: None,
+                        replicas: Vec::new(),
+                        via_memory,
+                    });
+                }
             }
         }
+        // Then the servers the latest remembered topology names that the
+        // walk has not met (a dead master's other replicas), until the
+        // memory names nobody new.
+        let Some(memory) = &walk.memory else {
+            break;
+        };
+        let unmet: Vec<Address> = memory
+            .topology
+            .servers()
+            .values()
+            .map(|s| Address::new(&s.host, s.port))
+            .filter(|a| !walk.index.contains_key(a) && !walk.left_out.contains(a))
+            .collect();
+        if unmet.is_empty() {
+            break;
+        }
+        queue.extend(unmet.into_iter().map(|a| (a, true)));
     }
     walk.finish(access, options)
 }
@@ -284,11 +390,41 @@ async fn read(conn: &mut Connection) -> Result<Probe, DbError> {
             Vec::new()
         }
     };
+    let memory = remembered(conn).await;
     Ok(Probe {
         server_id,
         source,
         replicas,
         notes,
+        memory,
+    })
+}
+
+/// The latest topology this server's journal remembers; none when it has
+/// no journal, or no apply recorded one.
+async fn remembered(conn: &mut Connection) -> Option<Remembered> {
+    let row = match conn.first_row(sql::journal::LATEST_TOPOLOGY).await {
+        Ok(row) => row?,
+        Err(e) => {
+            tracing::debug!("{}: no journal to remember from: {e}", conn.address);
+            return None;
+        }
+    };
+    let column = |name| sql::column(&row, name).map(str::to_string);
+    let origin = format!("the journal on {}", conn.address);
+    let topology = match crate::topology::parse(&column("detail")?, std::path::Path::new(&origin)) {
+        Ok(topology) => topology,
+        Err(e) => {
+            tracing::warn!("{origin}: the topology recorded there does not parse: {e}");
+            return None;
+        }
+    };
+    Some(Remembered {
+        read_from: Address::parse(&conn.address).ok()?,
+        apply_id: column("apply_id").unwrap_or_default(),
+        at: column("at").unwrap_or_default(),
+        outcome: column("state").unwrap_or_default(),
+        topology,
     })
 }
 
@@ -299,9 +435,36 @@ struct Walk {
     index: HashMap<Address, usize>,
     ids: HashMap<u32, usize>,
     notes: Vec<String>,
+    /// The latest topology a walked server remembers.
+    memory: Option<Remembered>,
+    /// Addresses only the memory named that did not answer.
+    left_out: BTreeSet<Address>,
 }
 
 impl Walk {
+    /// Keeps the latest of the remembered topologies seen.
+    fn remember(&mut self, memory: Option<Remembered>) {
+        let Some(memory) = memory else { return };
+        let newer = self
+            .memory
+            .as_ref()
+            .is_none_or(|m| (&memory.at, &memory.apply_id) > (&m.at, &m.apply_id));
+        if newer {
+            self.memory = Some(memory);
+        }
+    }
+
+    /// The memory in words, for notes.
+    fn memory_origin(&self) -> String {
+        match &self.memory {
+            Some(m) => format!(
+                "flipover's apply of {} left (journal on {})",
+                m.at, m.read_from
+            ),
+            None => "flipover's journal remembers".to_string(),
+        }
+    }
+
     fn add(&mut self, node: Node) {
         let i = self.nodes.len();
         self.index.insert(node.address.clone(), i);
@@ -352,6 +515,8 @@ impl Walk {
                 }
             }
         }
+
+        let sources = self.leave_out_strays(sources);
 
         let names: Vec<String> = self
             .nodes
@@ -422,7 +587,63 @@ impl Walk {
             unreachable,
             names: names_by_address,
             notes: self.notes,
+            memory: self.memory,
         })
+    }
+}
+
+impl Walk {
+    /// Leaves out the servers found only through the memory that are not in
+    /// the tree of the first server named (one removed from the cluster
+    /// since, say), with a note; returns the sources of those kept.
+    fn leave_out_strays(&mut self, sources: Vec<Option<usize>>) -> Vec<Option<usize>> {
+        let root = |start: usize| -> Option<usize> {
+            let mut current = start;
+            for _ in 0..=sources.len() {
+                match sources[current] {
+                    Some(next) => current = next,
+                    None => return Some(current),
+                }
+            }
+            // A circle: check_shape reports it.
+            None
+        };
+        let tree = root(0);
+        let keep: Vec<bool> = (0..self.nodes.len())
+            .map(|i| !self.nodes[i].via_memory || tree.is_none() || root(i) == tree)
+            .collect();
+        if keep.iter().all(|k| *k) {
+            return sources;
+        }
+        let origin = self.memory_origin();
+        let mut renumbered = vec![None; self.nodes.len()];
+        let mut nodes = Vec::new();
+        for (i, node) in std::mem::take(&mut self.nodes).into_iter().enumerate() {
+            if keep[i] {
+                renumbered[i] = Some(nodes.len());
+                nodes.push(node);
+            } else {
+                self.notes.push(format!(
+                    "{}, in the topology {origin}, is not part of this replication tree: left out",
+                    node.address
+                ));
+            }
+        }
+        self.nodes = nodes;
+        self.index = std::mem::take(&mut self.index)
+            .into_iter()
+            .filter_map(|(address, i)| Some((address, renumbered[i]?)))
+            .collect();
+        self.ids = std::mem::take(&mut self.ids)
+            .into_iter()
+            .filter_map(|(id, i)| Some((id, renumbered[i]?)))
+            .collect();
+        sources
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep[*i])
+            .map(|(_, source)| source.and_then(|s| renumbered[s]))
+            .collect()
     }
 }
 
@@ -516,6 +737,7 @@ mod tests {
             error: server_id.is_none().then(|| "refused".to_string()),
             reported_source: source.map(|(h, id)| (Address::new(h, 3306), id)),
             replicas: Vec::new(),
+            via_memory: false,
         }
     }
 
@@ -572,6 +794,89 @@ mod tests {
             Some("a")
         );
         assert_eq!(found.name_of(&Address::new("D", 3307)), Some("d-3307"));
+    }
+
+    /// What a journal remembers, as flipover records it.
+    fn memory(text: &str) -> Remembered {
+        Remembered {
+            read_from: Address::new("c", 3306),
+            apply_id: "1-x".into(),
+            at: "2026-01-01 00:00:00.000000".into(),
+            outcome: "complete".into(),
+            topology: crate::topology::parse(text, std::path::Path::new("journal")).unwrap(),
+        }
+    }
+
+    #[test]
+    fn servers_only_the_memory_names_stay_out_unless_they_join_the_tree() {
+        // b (the master) is dead; c was named; a is in the memory and
+        // replicates from b; d is in the memory but a primary of its own now.
+        let mut walk = Walk::default();
+        walk.add(node("c", Some(3), Some(("b", 2))));
+        walk.add(node("b", None, None));
+        let mut a = node("a", Some(1), Some(("b", 2)));
+        a.via_memory = true;
+        walk.add(a);
+        let mut d = node("d", Some(4), None);
+        d.via_memory = true;
+        walk.add(d);
+        let found = walk.finish(&access(), &DiscoverOptions::default()).unwrap();
+        let servers = found.topology.servers();
+        assert_eq!(servers.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(servers["a"].source.as_deref(), Some("b"));
+        assert!(found.name_of(&Address::new("d", 3306)).is_none());
+        assert!(
+            found
+                .notes
+                .iter()
+                .any(|n| n.contains("d:3306") && n.contains("left out")),
+            "{:?}",
+            found.notes
+        );
+    }
+
+    #[test]
+    fn the_memory_gives_back_names_ports_and_settings() {
+        let mut walk = Walk::default();
+        walk.add(node("a", Some(1), None));
+        walk.add(node("b", Some(2), Some(("a", 1))));
+        walk.add(node("e", Some(5), Some(("b", 2))));
+        walk.memory = Some(memory(
+            r#"
+            [cluster]
+            name = "shop"
+            max_replica_lag = 3
+            [journal]
+            keep_applies = 9
+            [servers.db1]
+            host = "A"
+            agent_port = 9836
+            [servers.db2]
+            host = "b"
+            source = "db1"
+            promotable = false
+            [servers.db3]
+            host = "c"
+            source = "db1"
+            clone_from = "db2"
+            "#,
+        ));
+        let found = walk.finish(&access(), &DiscoverOptions::default()).unwrap();
+        // Discovery itself names servers by address.
+        assert_eq!(found.topology.primary().name, "a");
+        let parts = found.parts_with_memory();
+        assert_eq!(parts.cluster.name, "shop");
+        assert_eq!(parts.cluster.max_replica_lag, 3);
+        assert_eq!(parts.journal.keep_applies, 9);
+        let servers = &parts.servers;
+        assert_eq!(servers.keys().collect::<Vec<_>>(), ["db1", "db2", "e"]);
+        assert_eq!(servers["db1"].agent_port, 9836);
+        assert_eq!(servers["db2"].source.as_deref(), Some("db1"));
+        assert!(!servers["db2"].promotable);
+        // A server the memory does not know keeps its address name, under
+        // its source's remembered one.
+        assert_eq!(servers["e"].source.as_deref(), Some("db2"));
+        Topology::from_parts(parts, "test").unwrap();
     }
 
     #[test]

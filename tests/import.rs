@@ -1,11 +1,40 @@
 //! `flipover import`: a running cluster adopted by discovery; planning the
-//! written file shows nothing to do.
+//! written file shows nothing to do. A cluster flipover applied to before
+//! is imported with the names, ports and servers its journal remembers,
+//! also when its primary is dead.
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::{apply, flipover_bin, TestSandbox};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// `flipover import --from SERVER --agent-token-file … --out FILE [EXTRA…]`
+/// with the sandbox's credentials in the environment.
+fn import(sandbox: &TestSandbox, from: &str, file: &std::path::Path, extra: &[&str]) -> Output {
+    let host = sandbox.host(from);
+    let token = sandbox.dir.join("secrets/agent.token");
+    let from = format!("{}:{}", host.address, host.mysql_port);
+    let mut args = vec![
+        "import",
+        "--from",
+        &from,
+        "--agent-token-file",
+        token.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Command::new(flipover_bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("FLIPOVER_PASSWORD", sandbox.secret("admin.password"))
+        .env("FLIPOVER_REPL_PASSWORD", sandbox.secret("repl.password"))
+        .output()
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_imported_cluster_plans_no_changes() {
@@ -48,6 +77,10 @@ async fn an_imported_cluster_plans_no_changes() {
         "{text}"
     );
     assert_eq!(text.matches("[servers.").count(), 3, "{text}");
+    // The names the sandbox's file gave them, as the journal remembers.
+    for name in ["db1", "db2", "db3"] {
+        assert!(text.contains(&format!("[servers.{name}]\n")), "{text}");
+    }
     assert_eq!(text.matches("source = ").count(), 2, "{text}");
 
     let validate = run(&["validate", "-f", file.to_str().unwrap()]);
@@ -65,6 +98,46 @@ async fn an_imported_cluster_plans_no_changes() {
         String::from_utf8_lossy(&plan.stderr)
     );
     assert!(stdout.contains("No changes"), "{stdout}");
+}
+
+#[test]
+fn a_cluster_whose_primary_died_is_imported_from_the_journals_memory() {
+    let sandbox = TestSandbox::up(3);
+    let (ok, out) = apply(&sandbox.topology(), &[]);
+    assert!(ok, "{out}");
+    // A switchover journals the topology it leaves on all three servers.
+    let promoted = sandbox.write_topology("promoted", "db2", &[]);
+    let (ok, out) = apply(&promoted, &[]);
+    assert!(ok, "{out}");
+    kill(
+        Pid::from_raw(sandbox.mysqld_pid("db2") as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    // From db3, whose dead source cannot list db1.
+    let file = sandbox.dir.join("imported.toml");
+    let output = import(&sandbox, "db3", &file, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "note: names, agent ports and settings from the topology flipover's apply of"
+        ),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let imported = flipover::topology::load(&file).unwrap();
+    assert_eq!(imported.cluster().name, "sb", "{text}");
+    assert_eq!(imported.primary().name, "db2", "{text}");
+    for replica in ["db1", "db3"] {
+        let server = &imported.servers()[replica];
+        assert_eq!(server.source.as_deref(), Some("db2"), "{text}");
+        assert_eq!(server.host, sandbox.host(replica).address);
+    }
+    assert_eq!(imported.servers().len(), 3, "{text}");
+    assert!(stderr.contains("does not answer"), "{stderr}");
 }
 
 #[test]

@@ -319,3 +319,94 @@ fn replace_master_fails_over_to_the_slave() {
     assert!(!state.servers["db1"].mysql.reachable);
     assert_tree(&sandbox, &state, "db2", &["db3"]);
 }
+
+/// Issue 14, point 5: after promote-slave, the new master dies; the seed's
+/// tool promised that `replace-master -N/-n` alone rechains all its slaves.
+/// The dead master cannot list them, but every server flipover applied to
+/// remembers the topology the apply left (its journal).
+#[tokio::test(flavor = "multi_thread")]
+async fn replace_master_after_promote_slave_rechains_every_slave_of_the_dead_master() {
+    let sandbox = replicating_sandbox();
+    let (db1, db2, db3) = (
+        address(&sandbox, "db1"),
+        address(&sandbox, "db2"),
+        address(&sandbox, "db3"),
+    );
+    let (code, out) = run(&sandbox, "promote-slave", &["-N", &db1, "-n", &db2]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Apply complete"), "{out}");
+
+    // Rows the new master acknowledged before it died.
+    let mut conn = sandbox.connect("db2").await;
+    for id in 9101..9111 {
+        conn.execute(&format!(
+            "INSERT INTO shop.customers VALUES ({id}, 'on db2', 'c{id}@example.com')"
+        ))
+        .await
+        .unwrap();
+    }
+    conn.close().await;
+    for replica in ["db1", "db3"] {
+        sandbox
+            .wait_for_value(
+                replica,
+                "SELECT COUNT(*) FROM shop.customers WHERE id BETWEEN 9101 AND 9110",
+                "10",
+                Duration::from_secs(20),
+            )
+            .await;
+    }
+    kill(
+        Pid::from_raw(sandbox.mysqld_pid("db2") as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let (code, out) = run(&sandbox, "replace-master", &["-N", &db2, "-n", &db3]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("failover {db2} -> {db3}")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "note: slaves of {db2} found: {db1}, {db3} (with the servers of the topology \
+             flipover's apply of"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Apply complete"), "{out}");
+
+    // Every slave of the dead master follows the new one.
+    let state = observe(&sandbox.write_topology("replaced", "db3", &[]));
+    assert!(!state.servers["db2"].mysql.reachable);
+    assert_tree(&sandbox, &state, "db3", &["db1"]);
+    assert_eq!(
+        count(
+            &sandbox,
+            "db3",
+            "SELECT COUNT(*) FROM shop.customers WHERE id BETWEEN 9101 AND 9110"
+        )
+        .await,
+        "10"
+    );
+    let mut conn = sandbox.connect("db3").await;
+    conn.execute("INSERT INTO shop.customers VALUES (9111, 'on db3', 'c9111@example.com')")
+        .await
+        .unwrap();
+    conn.close().await;
+    sandbox
+        .wait_for_value(
+            "db1",
+            "SELECT COUNT(*) FROM shop.customers WHERE id = 9111",
+            "1",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(
+        sandbox
+            .checksums("db1", "shop.customers, shop.orders")
+            .await,
+        sandbox
+            .checksums("db3", "shop.customers, shop.orders")
+            .await
+    );
+}

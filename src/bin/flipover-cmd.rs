@@ -133,7 +133,8 @@ struct Args {
     mode: Mode,
 
     /// replace-master: another slave of the dead master (HOST or HOST:PORT), repeatable. A dead
-    /// master cannot list its slaves: the ones not named keep replicating from it
+    /// master cannot list its slaves; flipover finds them in its journal of the last apply, so this
+    /// is for clusters flipover never applied to: the slaves not found keep replicating from it
     #[arg(long = "replica", value_name = "HOST[:PORT]", value_parser = parse_address)]
     replicas: Vec<Address>,
 
@@ -376,22 +377,31 @@ fn explain(edits: &[String]) {
     }
 }
 
-/// A dead master cannot list its slaves: say which ones were found, so a
-/// forgotten `--replica` shows.
+/// A dead master cannot list its slaves: say which ones were found and
+/// how (the journal's memory of the last apply, or only what the servers
+/// named say), so a forgotten `--replica` shows.
 fn warn_undiscovered_siblings(discovered: &Discovered, args: &Args) {
-    if args.replicas.is_empty() {
-        let master = &discovered.topology.primary().name;
-        let found: Vec<&str> = discovered
-            .topology
-            .servers()
-            .values()
-            .filter(|s| s.source.as_deref() == Some(master))
-            .map(|s| s.name.as_str())
-            .collect();
-        eprintln!(
-            "note: slaves of {master} found: {}; name any other with --replica HOST[:PORT], \
-             or it keeps replicating from {master}",
+    let master = &discovered.topology.primary().name;
+    let found: Vec<&str> = discovered
+        .topology
+        .servers()
+        .values()
+        .filter(|s| s.source.as_deref() == Some(master))
+        .map(|s| s.name.as_str())
+        .collect();
+    match &discovered.memory {
+        Some(memory) => eprintln!(
+            "note: slaves of {master} found: {} (with the servers of the topology flipover's \
+             apply of {} left, journal on {})",
+            found.join(", "),
+            memory.at,
+            memory.read_from
+        ),
+        None if args.replicas.is_empty() => eprintln!(
+            "note: slaves of {master} found: {}; no server remembers a flipover apply, so name \
+             any other with --replica HOST[:PORT], or it keeps replicating from {master}",
             found.join(", ")
-        );
+        ),
+        None => {}
     }
 }

@@ -1,6 +1,8 @@
 //! `flipover import --from HOST[:PORT]`: discover a running cluster and write
 //! its topology file, so that it can be managed from then on (`plan` on the
-//! result shows no changes to the replication tree).
+//! result shows no changes to the replication tree). A cluster flipover
+//! applied to before gets back the names, agent ports and settings its
+//! journal remembers (the topology the latest apply left).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,7 +82,18 @@ pub fn run(args: Args) -> CommandResult {
     for server in &discovered.unreachable {
         eprintln!("warning: {server} does not answer: imported from what its neighbours say");
     }
-    let mut parts = discovered.topology.to_parts();
+    // Names, agent ports and settings as flipover's latest apply left
+    // them, when a server remembers it; the tree as the servers say.
+    let mut parts = discovered.parts_with_memory();
+    if let Some(name) = &args.cluster {
+        parts.cluster.name = name.clone();
+    }
+    if let Some(memory) = &discovered.memory {
+        eprintln!(
+            "note: names, agent ports and settings from the topology flipover's apply of {} left (journal on {})",
+            memory.at, memory.read_from
+        );
+    }
     parts.access = Access {
         user: args.user,
         password: Some(Secret::Env(args.password_env)),

@@ -238,6 +238,7 @@ mod tests {
             .unwrap(),
             unreachable: dead.iter().map(|s| s.to_string()).collect(),
             notes: Vec::new(),
+            memory: None,
         }
     }
 
