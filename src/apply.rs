@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::executor::journal::Journal;
+use crate::db::Endpoint;
+use crate::executor::journal::{Journal, JournalEnd};
 use crate::executor::lock::{self, LockError};
 use crate::executor::{self, ApplyReport, EventSink, ExecutorOptions, Outcome};
 use crate::facts::Observed;
@@ -64,13 +65,43 @@ pub async fn apply(
     // The steps are done: the executor dropped its handles on the journal.
     if let Ok(journal) = Arc::try_unwrap(journal) {
         let left = crate::topology::to_memory_toml(topology);
-        journal
-            .finish(outcome, &left, topology.journal().keep_applies)
-            .await
-            .release()
-            .await;
+        let end = JournalEnd {
+            outcome,
+            topology: &left,
+            keep_applies: topology.journal().keep_applies,
+            rejoin: reachable_endpoints(topology, observed),
+            connect_timeout: options.connect_timeout,
+        };
+        journal.finish(end).await.release().await;
     }
     Ok(report)
+}
+
+/// The admin account's endpoints of the servers that answered at
+/// observation (none when the password cannot be read: the lock could not
+/// have been taken either).
+fn reachable_endpoints(topology: &Topology, observed: &Observed) -> Vec<Endpoint> {
+    let Ok(password) = crate::secrets::resolve(topology, topology.access().password.as_ref())
+    else {
+        return Vec::new();
+    };
+    topology
+        .servers()
+        .values()
+        .filter(|s| {
+            observed
+                .servers
+                .get(&s.name)
+                .is_some_and(|o| o.mysql.reachable)
+        })
+        .map(|s| Endpoint {
+            host: s.host.clone(),
+            port: s.port,
+            user: topology.access().user.clone(),
+            password: password.clone(),
+            socket: None,
+        })
+        .collect()
 }
 
 /// The executor's limits for an apply whose observation used

@@ -410,3 +410,33 @@ async fn replace_master_after_promote_slave_rechains_every_slave_of_the_dead_mas
             .await
     );
 }
+
+/// The replicas an apply built by cloning restarted mysqld under its
+/// journal; they still remember the topology that apply left, so the slaves
+/// of a master that dies right after are found without `--replica`.
+#[test]
+fn replace_master_finds_the_slaves_flipover_cloned() {
+    let sandbox = replicating_sandbox();
+    kill(
+        Pid::from_raw(sandbox.mysqld_pid("db1") as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let (db1, db2, db3) = (
+        address(&sandbox, "db1"),
+        address(&sandbox, "db2"),
+        address(&sandbox, "db3"),
+    );
+    let (code, out) = run(&sandbox, "replace-master", &["-N", &db1, "-n", &db2]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "note: slaves of {db1} found: {db2}, {db3} (with the servers"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Apply complete"), "{out}");
+    let state = observe(&sandbox.write_topology("replaced", "db2", &[]));
+    assert_tree(&sandbox, &state, "db2", &["db3"]);
+}
