@@ -120,3 +120,57 @@ async fn fresh_server_with_an_empty_test_schema_is_cloned(kind: ServerKind) {
     assert!(text.contains("No changes"), "{text}");
 }
 crate::per_server!(fresh_server_with_an_empty_test_schema_is_cloned);
+
+/// A clone over a schema the plan saw empty checks again when it runs:
+/// a table created there since is not overwritten, and nothing changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_that_fills_up_after_the_plan_is_not_cloned_over() {
+    let sandbox = TestSandbox::up(3);
+    unlogged(&sandbox, "db3", &["CREATE DATABASE test"]).await;
+    // db3 is copied from db2, itself cloned first in the same apply.
+    let text = std::fs::read_to_string(sandbox.topology()).unwrap();
+    let db3 = format!(
+        "[servers.db3]\nhost = \"{}\"\nsource = \"db1\"\n",
+        sandbox.host("db3").address
+    );
+    assert!(text.contains(&db3), "{text}");
+    let file = sandbox.dir.join("chained-clone.toml");
+    std::fs::write(
+        &file,
+        text.replace(&db3, &format!("{db3}clone_from = \"db2\"\n")),
+    )
+    .unwrap();
+
+    let paused = common::faults::PausedApply::start(&sandbox, &file, "clone.replication_started");
+    unlogged(
+        &sandbox,
+        "db3",
+        &[
+            "CREATE TABLE test.notes (id INT PRIMARY KEY)",
+            "INSERT INTO test.notes VALUES (1)",
+        ],
+    )
+    .await;
+    let (code, stderr) = paused.resume();
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("db3 holds data since it was planned (test): not cloned over; plan again"),
+        "{stderr}"
+    );
+    let state = observe(&file);
+    let db3 = state.servers["db3"].facts().unwrap();
+    assert_eq!(db3.user_schemas, ["test"], "db3 is as it was");
+    assert!(db3.replica.is_none());
+    assert_eq!(
+        db3.schema_objects.as_ref().unwrap()["test"].tables,
+        1,
+        "{db3:?}"
+    );
+    assert!(state.servers["db2"]
+        .facts()
+        .unwrap()
+        .replica
+        .as_ref()
+        .unwrap()
+        .healthy());
+}
